@@ -1,0 +1,58 @@
+"""chemzoo: pretrained deep chemical models at many sizes, offline.
+
+    import chemzoo
+    chemzoo.list_models()                       # registered models, bundled/cached/hub
+    gpt = chemzoo.load("chemgpt-2.7m-moses")    # a name, a local folder or an owner/name hub id
+    samples = chemzoo.sample(gpt, n=100, seed=0)
+    scores = chemzoo.score(gpt, ["CCO", "c1ccccc1"])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from chemzoo.errors import ChecksumError, ChemzooError, InvalidMoleculeError, OfflineError, UnknownModelError
+from chemzoo.registry import ModelEntry, default_model, list_models
+
+__version__ = "0.1.0"
+__all__ = ["list_models", "load", "sample", "score", "default_model", "ModelEntry", "ChemzooError",
+           "UnknownModelError", "ChecksumError", "OfflineError", "InvalidMoleculeError"]
+
+
+def load(name_or_path: str | os.PathLike | None = None, device: str = "cpu"):
+    """Load a model by registry name, local folder or hub repo id (default: the bundled ChemGPT).
+
+    Resolution order for a registered name: bundled in the package, then the Hugging Face cache
+    (``HF_HUB_OFFLINE=1`` honoured), then a download; registered sha256 checksums are verified.
+    """
+    from chemzoo.hub import resolve
+    from chemzoo.lm.model import load_chemgpt
+
+    folder, entry = resolve(name_or_path or default_model("chemgpt").name)
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
+    family = entry.family if entry else ("chemgpt" if config.get("model_type") == "gpt_neo" else None)
+    if family == "chemgpt":
+        return load_chemgpt(folder, device=device)
+    raise ChemzooError(f"{folder} holds no model chemzoo can load (config.json model_type {config.get('model_type')!r})")
+
+
+def _chemgpt(model):
+    from chemzoo.lm.model import ChemGPT
+
+    return model if isinstance(model, ChemGPT) else load(model)
+
+
+def sample(model=None, n: int = 100, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+           seed: int = 0, batch_size: int = 512, max_length: int | None = None, progress: bool = False):
+    """Sample ``n`` molecules from a ChemGPT (a loaded model or a name); see ``chemzoo.lm.sampler.sample``."""
+    from chemzoo.lm.sampler import sample as _sample
+
+    return _sample(_chemgpt(model), n, temperature, top_k, top_p, seed, batch_size, max_length, progress)
+
+
+def score(model, smiles: list[str], batch_size: int = 256, progress: bool = False):
+    """Log-likelihood (nats) of each SMILES under a ChemGPT; see ``chemzoo.lm.scoring.score``."""
+    from chemzoo.lm.scoring import score as _score
+
+    return _score(_chemgpt(model), smiles, batch_size, progress)

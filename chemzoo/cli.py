@@ -1,0 +1,209 @@
+"""The ``chemzoo`` command line: models, sample, score.
+
+User mistakes end as one ``Error: ...`` line and a non-zero exit code, never a traceback
+(set CHEMZOO_DEBUG=1 to see one for an unexpected failure).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import click
+
+from chemzoo.errors import ChemzooError
+
+
+def human(n: float) -> str:
+    """12345678 -> '12.3M'."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(int(n))
+
+
+class ChemzooGroup(click.Group):
+    """Turns chemzoo's own errors (and stray exceptions) into one line on stderr."""
+
+    def invoke(self, ctx):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.showwarning = lambda msg, *a, **k: click.echo(f"Warning: {msg}", err=True)
+                return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ChemzooError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as exc:
+            if os.environ.get("CHEMZOO_DEBUG"):
+                raise
+            raise click.ClickException(f"unexpected {type(exc).__name__}: {exc} (set CHEMZOO_DEBUG=1 for the traceback)") from None
+
+
+def check_writable(path: Path) -> None:
+    """Fail before the work starts, not after, when the output cannot be written."""
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a directory; give a file name", param_hint="-o/--output")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise click.BadParameter(f"folder {parent} does not exist", param_hint="-o/--output")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise click.BadParameter(f"cannot write {path}: permission denied", param_hint="-o/--output")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _model_option(f):
+    return click.option("-m", "--model", "model_name", default=None, metavar="NAME",
+                        help="Registered name, local folder or owner/name hub id [default: the bundled ChemGPT].")(f)
+
+
+@click.group(cls=ChemzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="chemzoo")
+def main():
+    """chemzoo: pretrained ChemGPT language models and neural-network potentials at many sizes."""
+
+
+@main.group(invoke_without_command=True)
+@click.option("--family", type=click.Choice(["chemgpt", "potential"]), default=None, help="Only this family.")
+@click.pass_context
+def models(ctx, family):
+    """List registered models: name, family, parameters, training set size, where it is."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from chemzoo.registry import list_models
+
+    rows = [(e.name, e.family, human(e.params), human(e.n_train), e.source) for e in list_models(family)]
+    header = ("name", "family", "params", "n_train", "source")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+@models.command("info")
+@click.argument("name")
+def models_info(name):
+    """Print a registered model's card summary."""
+    from chemzoo.registry import get_entry, unknown_model
+
+    entry = get_entry(name)
+    if entry is None:
+        raise unknown_model(name)
+    click.echo(f"{entry.name}  ({entry.family}, {entry.params:,} parameters)")
+    click.echo(f"  training data : {entry.training_data} ({entry.n_train:,} {'molecules' if entry.family == 'chemgpt' else 'structures'})")
+    click.echo(f"  hub repo      : {entry.hub_repo}@{entry.revision}")
+    click.echo(f"  where         : {entry.source}" + (f" ({entry.bundled_dir})" if entry.source == "bundled" else ""))
+    for key, value in entry.extra.items():
+        click.echo(f"  {key:<14}: {value}")
+    if entry.description:
+        click.echo(f"\n{entry.description}")
+
+
+@main.command()
+@_model_option
+@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=100, show_default=True, help="Molecules to sample.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True, max=1e6), default=1.0, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Keep the k most likely tokens.")
+@click.option("--top-p", type=click.FloatRange(min=0, min_open=True, max=1), default=None, help="Nucleus sampling mass.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same molecules.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=2), default=None, help="Most tokens per molecule [default: the model's].")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="out.smi (one SMILES a line) or out.csv (smiles, selfies, valid, novel).")
+def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_length, output):
+    """Sample molecules from a ChemGPT and write canonical SMILES."""
+    import chemzoo
+    from chemzoo.lm import metrics
+
+    if output.suffix.lower() not in {".smi", ".csv", ".txt"}:
+        raise click.BadParameter("use a .smi, .txt or .csv file name", param_hint="-o/--output")
+    check_writable(output)
+    gpt = chemzoo.load(model_name)
+    result = chemzoo.sample(gpt, n, temperature, top_k, top_p, seed, batch_size, max_length, progress=True)
+    valid = [s for s in result.smiles if s is not None]
+    novel = ~gpt.in_training_set(valid) if gpt.training_hashes is not None else None
+    if output.suffix.lower() == ".csv":
+        rows = [["smiles", "selfies", "valid", "novel"]]
+        novel_iter = iter(novel) if novel is not None else None
+        for smi, sel in zip(result.smiles, result.selfies):
+            nov = "" if smi is None or novel_iter is None else int(next(novel_iter))
+            rows.append([smi or "", sel, int(smi is not None), nov])
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        write_atomically(output, buf.getvalue())
+    else:
+        write_atomically(output, "".join(s + "\n" for s in valid))
+    record = {**result.settings, "model": gpt.name, "model_path": str(gpt.path), "output": str(output),
+              "chemzoo": chemzoo.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_atomically(output.with_name(output.name + ".json"), json.dumps(record, indent=2) + "\n")
+
+    unique = metrics.uniqueness(result.smiles)
+    parts = [f"{n} sampled", f"valid {metrics.validity(result.smiles):.1%}", f"unique {unique:.1%}"]
+    if novel is not None:
+        parts.append(f"novel {metrics.novelty(result.smiles, gpt.in_training_set):.1%} vs its {gpt.metadata.get('n_train', '?'):,} training molecules")
+    parts.append(f"{result.seconds:.1f} s ({n / result.seconds:.0f} molecules/s)")
+    click.echo(", ".join(parts) + f" -> {output}", err=True)
+
+
+@main.command()
+@_model_option
+@click.argument("smiles_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="CSV to write [default: stdout].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+def score(model_name, smiles_file, output, batch_size):
+    """Log-likelihood of each SMILES in a file (first column; a 'smiles' header is skipped).
+
+    Writes: line, smiles, log_likelihood (nats), num_tokens, log_likelihood_per_token (nats/token).
+    Invalid SMILES are reported with their line numbers and skipped; the rest are scored (exit code 1).
+    """
+    import chemzoo
+
+    if output is not None:
+        check_writable(output)
+    lines = []
+    for number, line in enumerate(smiles_file.read_text().splitlines(), start=1):
+        field = line.strip().split()[0] if line.strip() else ""
+        if field and not (number == 1 and field.lower() in {"smiles", "smiles,"}):
+            lines.append((number, field.split(",")[0]))
+    if not lines:
+        raise click.ClickException(f"{smiles_file} holds no SMILES")
+    gpt = chemzoo.load(model_name)
+    scores = chemzoo.score(gpt, [s for _, s in lines], batch_size, progress=len(lines) > 2000)
+    bad = [(number, row) for (number, _), row in zip(lines, scores) if row.error]
+    for number, row in bad[:10]:
+        click.echo(f"Warning: line {number}: {row.error}; skipped", err=True)
+    if len(bad) > 10:
+        click.echo(f"Warning: ... and {len(bad) - 10} more invalid lines", err=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["line", "smiles", "log_likelihood", "num_tokens", "log_likelihood_per_token"])
+    for (number, _), row in zip(lines, scores):
+        if not row.error:
+            w.writerow([number, row.smiles, f"{row.log_likelihood:.4f}", row.num_tokens, f"{row.log_likelihood_per_token:.4f}"])
+    if output is None:
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        write_atomically(output, buf.getvalue())
+    if bad:
+        where = f" in {output}" if output else ""
+        lines_txt = ", ".join(str(n) for n, _ in bad[:10]) + (" ..." if len(bad) > 10 else "")
+        raise click.ClickException(f"{len(bad)} of {len(lines)} SMILES were invalid (lines {lines_txt}) and skipped; "
+                                   f"the other {len(lines) - len(bad)} are scored{where}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

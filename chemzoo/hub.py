@@ -1,0 +1,118 @@
+"""Resolve a model name to a local folder: bundled -> Hugging Face cache -> hub download.
+
+Also accepts a local folder or an ``owner/name`` hub repo id. Files with a sha256 in the registry
+are verified wherever they came from; only safetensors weights are ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import huggingface_hub
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+from chemzoo.errors import ChecksumError, OfflineError
+from chemzoo.registry import ModelEntry, get_entry, unknown_model
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "*.npy", "*.md", "*.txt"]  # never *.bin / *.pt / *.pkl
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time (HF_HUB_CACHE, HF_HOME)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    return Path(huggingface_hub.constants.HF_HUB_CACHE)
+
+
+def hub_offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return value.upper() in {"1", "ON", "YES", "TRUE"} or huggingface_hub.constants.HF_HUB_OFFLINE
+
+
+def cached_snapshot(repo_id: str, revision: str = "main") -> Path | None:
+    """The folder of ``repo_id`` at ``revision`` in the local Hugging Face cache, or None."""
+    try:
+        path = huggingface_hub.snapshot_download(
+            repo_id, revision=revision, cache_dir=hub_cache_dir(), local_files_only=True,
+            allow_patterns=CHECKPOINT_PATTERNS,
+        )
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError, OSError):
+        return None
+    return Path(path)
+
+
+def download(repo_id: str, revision: str = "main") -> Path:
+    """Download ``repo_id`` (config, safetensors, tokenizer, card) into the Hugging Face cache."""
+    where = f"(cache: {hub_cache_dir()}, repo: {repo_id})"
+    if hub_offline():
+        raise OfflineError(f"{repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set {where}; "
+                           "unset HF_HUB_OFFLINE to download it, or pass a local folder")
+    try:
+        path = huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=hub_cache_dir(),
+                                                 allow_patterns=CHECKPOINT_PATTERNS,
+                                                 endpoint=os.environ.get("HF_ENDPOINT") or None, etag_timeout=10)
+    except RepositoryNotFoundError:
+        raise OfflineError(f"hub repo {repo_id!r} does not exist or is private {where}") from None
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OfflineError(f"cannot download {repo_id}: no network and no cached copy {where}; "
+                           f"connect, or set HF_HUB_OFFLINE=1 and copy the folder into the cache ({reason})") from None
+    return Path(path)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(folder: Path, files: dict[str, str]) -> None:
+    """Check every file against its registered sha256; the error names the first bad file."""
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise ChecksumError(f"checkpoint file {path} is missing; reinstall chemzoo or delete the folder to download it again")
+        if sha256(path) != expected:
+            raise ChecksumError(f"checksum mismatch for {path}: the file is corrupt or was modified; "
+                                "reinstall chemzoo or delete it to download it again")
+
+
+def _check_weights(folder: Path, label: str) -> Path:
+    if not any(folder.glob("*.safetensors")):
+        pickled = [p.name for p in folder.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
+        extra = f" (found {', '.join(pickled)}: chemzoo never unpickles weights; convert them to safetensors)" if pickled else ""
+        raise ChecksumError(f"{label} has no .safetensors weights in {folder}{extra}")
+    return folder
+
+
+def resolve_entry(entry: ModelEntry) -> Path:
+    """Folder of a registered model: bundled, else cached, else downloaded; checksums verified."""
+    if entry.bundled and entry.bundled_dir.is_dir():
+        folder = entry.bundled_dir
+    else:
+        folder = cached_snapshot(entry.hub_repo, entry.revision) or download(entry.hub_repo, entry.revision)
+    verify(folder, entry.files)
+    return _check_weights(folder, entry.name)
+
+
+def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelEntry | None]:
+    """A local folder holding the model, and its registry entry when it is a registered name."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return _check_weights(path, text), None
+    entry = get_entry(text)
+    if entry is not None:
+        return resolve_entry(entry), entry
+    if REPO_ID.match(text) and not path.exists():
+        folder = cached_snapshot(text) or download(text)
+        return _check_weights(folder, text), None
+    raise unknown_model(text)

@@ -1,0 +1,55 @@
+"""SMILES <-> SELFIES conversion (selfies package) and canonical SMILES (RDKit)."""
+
+from __future__ import annotations
+
+import selfies as sf
+from rdkit import Chem, RDLogger
+
+from chemzoo.errors import InvalidMoleculeError
+
+RDLogger.DisableLog("rdApp.*")  # RDKit prints parse errors to stderr; we raise them instead
+
+
+def canonical_smiles(smiles: str) -> str | None:
+    """RDKit canonical SMILES, or None when RDKit cannot parse ``smiles`` (or it is empty)."""
+    if not smiles:
+        return None
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None or mol.GetNumAtoms() == 0:
+        return None
+    return Chem.MolToSmiles(mol)
+
+
+def smiles_to_selfies(smiles: str) -> str:
+    """SELFIES for a SMILES string; raises InvalidMoleculeError naming the SMILES if it is invalid."""
+    if canonical_smiles(smiles) is None:
+        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: RDKit cannot parse it")
+    try:
+        return sf.encoder(smiles, strict=True)
+    except sf.EncoderError as exc:
+        raise InvalidMoleculeError(f"SMILES {smiles!r} cannot be written as SELFIES: {exc}") from None
+
+
+def selfies_to_smiles(selfies: str) -> str | None:
+    """Canonical SMILES decoded from a SELFIES string, or None if it decodes to nothing."""
+    try:
+        smiles = sf.decoder(selfies)
+    except sf.DecoderError:
+        return None
+    return canonical_smiles(smiles) if smiles else None
+
+
+def split_selfies(selfies: str) -> list[str]:
+    """The SELFIES symbols of a string (``[C][=O]`` -> ``['[C]', '[=O]']``).
+
+    Raises InvalidMoleculeError when the string is not made of bracketed symbols.
+    """
+    try:
+        symbols = list(sf.split_selfies(selfies))
+    except ValueError:
+        symbols = []
+    if not selfies or "".join(symbols) != selfies:
+        raise InvalidMoleculeError(
+            f"invalid SELFIES {selfies!r}: expected symbols in brackets, e.g. [C][=O]"
+        )
+    return symbols

@@ -1,0 +1,169 @@
+"""Batched ancestral sampling from a ChemGPT with a preallocated key/value cache.
+
+A lean decoder over the weights of a ``GPTNeoForCausalLM`` (same arithmetic: no attention
+scaling, gelu_new, global/local layers), so each step is a handful of matmuls rather than a trip
+through ``generate``'s machinery. Finished molecules are retired from the batch (the cache is
+compacted once a quarter of the rows are done). Sampling is seeded by a private generator: the
+same seed, batch size and settings give the same molecules.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from chemzoo.lm.model import ChemGPT
+from chemzoo.lm.molecules import selfies_to_smiles
+from chemzoo.lm.tokenizer import CLS_ID, SEP_ID, SPECIAL_TOKENS, decode_selfies
+
+
+@dataclass
+class Samples:
+    """Sampled molecules: SELFIES, canonical SMILES (None where it decodes to nothing), timing."""
+
+    selfies: list[str]
+    smiles: list[str | None]
+    num_tokens: int
+    seconds: float
+    settings: dict
+
+    def __len__(self) -> int:
+        return len(self.smiles)
+
+
+def check_settings(n: int, temperature: float, top_k: int | None, top_p: float | None, batch_size: int) -> None:
+    if n <= 0:
+        raise ValueError(f"number of molecules must be positive, got {n}")
+    if not temperature > 0 or math.isinf(temperature):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    if top_k is not None and top_k <= 0:
+        raise ValueError(f"top-k must be a positive integer, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top-p must be in (0, 1], got {top_p}")
+    if batch_size <= 0:
+        raise ValueError(f"batch size must be positive, got {batch_size}")
+
+
+class NeoDecoder:
+    """Incremental GPT-Neo forward pass reading the weights of a ``GPTNeoForCausalLM`` (no copies)."""
+
+    def __init__(self, model):
+        cfg = model.config
+        t = model.transformer
+        self.h, self.heads = cfg.hidden_size, cfg.num_heads
+        self.d = self.h // self.heads
+        self.window = cfg.window_size
+        self.max_positions = cfg.max_position_embeddings
+        self.eps = cfg.layer_norm_epsilon
+        self.wte, self.wpe = t.wte.weight, t.wpe.weight
+        self.ln_f = (t.ln_f.weight, t.ln_f.bias)
+        self.blocks = []
+        for block, kind in zip(t.h, cfg.attention_layers):
+            att = block.attn.attention
+            qkv = torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])
+            self.blocks.append(dict(
+                local=kind == "local", ln1=(block.ln_1.weight, block.ln_1.bias), qkv=qkv,
+                out=(att.out_proj.weight, att.out_proj.bias), ln2=(block.ln_2.weight, block.ln_2.bias),
+                fc=(block.mlp.c_fc.weight, block.mlp.c_fc.bias), proj=(block.mlp.c_proj.weight, block.mlp.c_proj.bias),
+            ))
+
+    def new_cache(self, batch: int, length: int) -> torch.Tensor:
+        """Keys and values for every layer: (layers, 2, batch, heads, length, head_dim)."""
+        return self.wte.new_empty(len(self.blocks), 2, batch, self.heads, length, self.d)
+
+    def step(self, tokens: torch.Tensor, pos: int, cache: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, vocab) for the next token, given this step's tokens at position ``pos``."""
+        b = tokens.shape[0]
+        x = self.wte[tokens] + self.wpe[pos]
+        for i, blk in enumerate(self.blocks):
+            a = F.layer_norm(x, (self.h,), *blk["ln1"], self.eps)
+            q, k, v = (a @ blk["qkv"].T).view(b, 3, self.heads, 1, self.d).unbind(1)
+            cache[i, 0, :, :, pos : pos + 1] = k
+            cache[i, 1, :, :, pos : pos + 1] = v
+            start = max(0, pos + 1 - self.window) if blk["local"] else 0
+            keys, values = cache[i, 0, :, :, start : pos + 1], cache[i, 1, :, :, start : pos + 1]
+            att = F.scaled_dot_product_attention(q, keys, values, scale=1.0)  # GPT-Neo does not scale
+            x = x + F.linear(att.reshape(b, self.h), *blk["out"])
+            m = F.layer_norm(x, (self.h,), *blk["ln2"], self.eps)
+            x = x + F.linear(F.gelu(F.linear(m, *blk["fc"]), approximate="tanh"), *blk["proj"])
+        x = F.layer_norm(x, (self.h,), *self.ln_f, self.eps)
+        return x @ self.wte.T
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """Temperature, then top-k, then nucleus (top-p) filtering; removed entries become -inf."""
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) >= top_p  # keep the smallest set reaching top_p
+        logits = logits.masked_fill(drop.scatter(1, order, drop), -math.inf)
+    return logits
+
+
+@torch.inference_mode()
+def sample_tokens(model, n: int, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                  seed: int = 0, batch_size: int = 512, max_length: int | None = None,
+                  progress: bool = False) -> list[list[int]]:
+    """Token ids (without [CLS]/[SEP]) of ``n`` sampled sequences from a ``GPTNeoForCausalLM``."""
+    check_settings(n, temperature, top_k, top_p, batch_size)
+    decoder = NeoDecoder(model)
+    max_length = min(max_length or decoder.max_positions, decoder.max_positions)
+    generator = torch.Generator(device=decoder.wte.device).manual_seed(seed)
+    banned = torch.tensor([i for i in range(len(SPECIAL_TOKENS)) if i != SEP_ID], device=decoder.wte.device)
+    out: list[list[int]] = []
+    bar = tqdm(total=n, desc="sampling", unit="mol", disable=not progress)
+    while len(out) < n:
+        b = min(batch_size, n - len(out))
+        done: list[list[int] | None] = [None] * b
+        rows = torch.arange(b)  # which of this batch's molecules each cache row holds
+        cache = decoder.new_cache(b, max_length)
+        tokens = torch.full((b,), CLS_ID, dtype=torch.long, device=decoder.wte.device)
+        seqs = torch.empty(b, max_length, dtype=torch.long, device=decoder.wte.device)
+        retired_since_compaction = torch.zeros(b, dtype=torch.bool)
+        for pos in range(max_length - 1):
+            logits = decoder.step(tokens, pos, cache).float()
+            logits[:, banned] = -math.inf
+            if pos == 0:
+                logits[:, SEP_ID] = -math.inf  # no empty molecules
+            probs = filter_logits(logits, temperature, top_k, top_p).softmax(-1)
+            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            seqs[:, pos] = tokens
+            finished = (tokens == SEP_ID).cpu() & ~retired_since_compaction
+            last = pos == max_length - 2
+            for r in torch.nonzero(finished | (last & ~retired_since_compaction)).flatten().tolist():
+                done[rows[r]] = seqs[r, : pos + (0 if finished[r] else 1)].tolist()
+                bar.update(1)
+            retired_since_compaction |= finished
+            if last or all(d is not None for d in done):
+                break
+            if retired_since_compaction.sum() * 4 >= len(rows):  # compact: drop finished rows from the cache
+                keep = torch.nonzero(~retired_since_compaction).flatten()
+                cache, seqs, tokens, rows = cache[:, :, keep], seqs[keep], tokens[keep], rows[keep]
+                retired_since_compaction = torch.zeros(len(keep), dtype=torch.bool)
+            else:  # rows already retired keep computing until the next compaction; their output is ignored
+                tokens = tokens.masked_fill(retired_since_compaction.to(tokens.device), SEP_ID)
+        out.extend(done)
+    bar.close()
+    return out
+
+
+def sample(chemgpt: ChemGPT, n: int, temperature: float = 1.0, top_k: int | None = None,
+           top_p: float | None = None, seed: int = 0, batch_size: int = 512, max_length: int | None = None,
+           progress: bool = False) -> Samples:
+    """Sample ``n`` molecules; returns SELFIES and canonical SMILES (RDKit)."""
+    settings = dict(n=n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, batch_size=batch_size,
+                    max_length=max_length, model=chemgpt.name)
+    start = time.perf_counter()
+    ids = sample_tokens(chemgpt.model, n, temperature, top_k, top_p, seed, batch_size, max_length, progress)
+    selfies = [decode_selfies(chemgpt.tokenizer, seq) for seq in ids]
+    smiles = [selfies_to_smiles(s) for s in selfies]
+    return Samples(selfies, smiles, sum(len(s) + 1 for s in ids), time.perf_counter() - start, settings)

@@ -1,0 +1,131 @@
+"""The chemzoo command line: outputs, summaries, and one-line errors for bad input."""
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from chemzoo.cli import main
+from chemzoo.registry import default_model
+
+
+@pytest.fixture
+def run():
+    def invoke(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    lines = [line for line in result.output.strip().splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", [[], ["models"], ["models", "info"], ["sample"], ["score"]])
+def test_every_command_has_help(run, command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_models_lists_the_bundled_default(run):
+    result = run("models")
+    assert result.exit_code == 0
+    header, *rows = result.output.splitlines()
+    assert header.split() == ["name", "family", "params", "n_train", "source"]
+    assert any(r.split()[0] == default_model().name and r.split()[-1] == "bundled" for r in rows)
+    info = run("models", "info", default_model().name)
+    assert info.exit_code == 0 and "250,000 molecules" in info.output and "bundled" in info.output
+
+
+def test_sample_writes_smiles_settings_and_a_summary(run, tmp_path):
+    out = tmp_path / "mols.smi"
+    result = run("sample", "-n", 30, "--seed", 3, "--top-p", 0.95, "-o", out)
+    assert result.exit_code == 0, result.output
+    smiles = out.read_text().split()
+    assert len(smiles) == 30
+    record = json.loads((tmp_path / "mols.smi.json").read_text())
+    assert record["seed"] == 3 and record["top_p"] == 0.95 and record["model"] == default_model().name
+    assert "valid 100.0%" in result.output and "novel" in result.output and "molecules/s" in result.output
+    again = tmp_path / "again.smi"
+    run("sample", "-n", 30, "--seed", 3, "--top-p", 0.95, "-o", again)
+    assert again.read_text() == out.read_text()
+
+
+def test_sample_to_csv_has_selfies_and_novelty(run, tmp_path):
+    out = tmp_path / "mols.csv"
+    assert run("sample", "-n", 10, "-o", out).exit_code == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 10 and set(rows[0]) == {"smiles", "selfies", "valid", "novel"}
+    assert all(r["selfies"].startswith("[") and r["valid"] == "1" and r["novel"] in {"0", "1"} for r in rows)
+
+
+def test_score_writes_likelihoods_and_reports_invalid_lines(run, tmp_path):
+    src = tmp_path / "in.smi"
+    src.write_text("smiles\nCCO\nC1CC\nc1ccccc1\nnot_a_smiles\n")
+    out = tmp_path / "scores.csv"
+    result = run("score", src, "-o", out)
+    one_line_error(result, "2 of 4 SMILES were invalid (lines 3, 5)", "the other 2 are scored")
+    assert "line 3: invalid SMILES 'C1CC'" in result.output
+    rows = list(csv.DictReader(open(out)))
+    assert [r["smiles"] for r in rows] == ["CCO", "c1ccccc1"]
+    assert all(float(r["log_likelihood"]) < 0 and int(r["num_tokens"]) > 1 for r in rows)
+
+
+def test_score_warns_about_unknown_symbols(run, tmp_path):
+    src = tmp_path / "in.smi"
+    src.write_text("CC[Xe]\n")
+    result = run("score", src)
+    assert result.exit_code == 0
+    assert "Warning:" in result.output and "[Xe]" in result.output and "[UNK]" in result.output
+
+
+def test_unknown_model_is_one_line_with_close_names(run, tmp_path):
+    one_line_error(run("sample", "-m", "chemgpt-2.7m-mose", "-n", 1, "-o", tmp_path / "x.smi"),
+                   "unknown model 'chemgpt-2.7m-mose'", "did you mean chemgpt-2.7m-moses")
+    one_line_error(run("models", "info", "ChemGPT-4.8M"), "did you mean ChemGPT-4.7M")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["-n", 0], "-n"),
+    (["-n", -3], "-n"),
+    (["--temperature", 0], "--temperature"),
+    (["--top-p", 1.5], "--top-p"),
+])
+def test_bad_numbers_are_usage_errors(run, tmp_path, args, fragment):
+    result = run("sample", *args, "-o", tmp_path / "x.smi")
+    assert result.exit_code == 2 and fragment in result.output and "Traceback" not in result.output
+
+
+def test_unwritable_output_fails_before_sampling(run, tmp_path):
+    one_line_error(run("sample", "-n", 5, "-o", tmp_path / "missing" / "x.smi"), "does not exist")
+    (tmp_path / "d.smi").mkdir()
+    result = run("sample", "-n", 5, "-o", tmp_path / "d.smi")
+    assert result.exit_code == 2 and "directory" in result.output
+
+
+def test_offline_without_cache_is_one_line(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    one_line_error(run("sample", "-m", "ChemGPT-19M", "-n", 1, "-o", tmp_path / "x.smi"),
+                   "HF_HUB_OFFLINE", "ncfrey/ChemGPT-19M", str(tmp_path / "empty"))
+
+
+def test_corrupt_bundled_file_is_named(run, tmp_path, monkeypatch):
+    import dataclasses
+
+    import chemzoo.registry as registry
+
+    entry = default_model()
+    fake_pkg = tmp_path / "pkg"
+    import shutil
+
+    shutil.copytree(entry.bundled_dir, fake_pkg / "checkpoints" / entry.name)
+    (fake_pkg / "checkpoints" / entry.name / "config.json").write_text("{}")
+    monkeypatch.setattr(registry, "PACKAGE_DIR", fake_pkg)
+    one_line_error(run("sample", "-n", 1, "-o", tmp_path / "x.smi"), "checksum mismatch", "config.json")

@@ -1,0 +1,131 @@
+"""Resolving models: bundled, the Hugging Face cache (offline), downloads that fail, checksums, pickles."""
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+import chemzoo
+from chemzoo.errors import ChecksumError, OfflineError, UnknownModelError
+from chemzoo.hub import resolve, resolve_entry
+from chemzoo.registry import default_model, get_entry, list_models
+
+from .conftest import REFERENCE_TOKENIZER
+
+
+def lay_out_as_hub_cache(cache, repo_id, files_from, commit="0123456789abcdef0123456789abcdef01234567"):
+    """A folder as huggingface_hub writes it: models--owner--name/{refs/main, snapshots/<commit>/...}."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snap = repo / "snapshots" / commit
+    shutil.copytree(files_from, snap)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snap
+
+
+@pytest.fixture
+def hub_env(tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def not_bundled(entry):
+    return dataclasses.replace(entry, bundled=False)
+
+
+def test_list_models_has_the_bundled_default():
+    entry = default_model("chemgpt")
+    assert entry.source == "bundled" and entry.family == "chemgpt"
+    assert entry.files and all(len(h) == 64 for h in entry.files.values())
+    assert {e.name for e in list_models("chemgpt")} >= {entry.name, "ChemGPT-4.7M", "ChemGPT-19M", "ChemGPT-1.2B"}
+    assert all(e.family == "chemgpt" for e in list_models("chemgpt"))
+    with pytest.raises(UnknownModelError, match="unknown family"):
+        list_models("proteins")
+
+
+def test_registered_model_resolves_from_the_hub_cache_when_not_bundled(hub_env):
+    entry = not_bundled(default_model())
+    snap = lay_out_as_hub_cache(hub_env, entry.hub_repo, default_model().bundled_dir)
+    assert entry.source == "cached"
+    assert resolve_entry(entry) == snap
+    folder, _ = resolve(entry.hub_repo)  # the hub repo id works as well
+    assert folder == snap
+
+
+def test_offline_with_nothing_cached_names_the_variable_the_cache_and_the_repo(hub_env):
+    entry = not_bundled(default_model())
+    assert entry.source == "hub"
+    with pytest.raises(OfflineError) as err:
+        resolve_entry(entry)
+    msg = str(err.value)
+    assert "HF_HUB_OFFLINE" in msg and str(hub_env) in msg and entry.hub_repo in msg and "\n" not in msg
+
+
+def test_no_network_and_no_cache_is_one_clear_error(hub_env, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: connection refused
+    with pytest.raises(OfflineError, match=r"cannot download chemzoo/.*no network and no cached copy.*cache: "):
+        resolve_entry(not_bundled(default_model()))
+
+
+def test_tampered_file_fails_its_checksum_and_is_named(hub_env):
+    entry = not_bundled(default_model())
+    snap = lay_out_as_hub_cache(hub_env, entry.hub_repo, default_model().bundled_dir)
+    weights = snap / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=r"checksum mismatch for .*model\.safetensors"):
+        resolve_entry(entry)
+
+
+def test_unknown_name_suggests_close_names():
+    name = default_model().name
+    with pytest.raises(UnknownModelError, match=f"did you mean {name}"):
+        chemzoo.load(name[:-2])
+    assert get_entry(name.upper()) == default_model()
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ChecksumError, match="never unpickles"):
+        chemzoo.load(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def published_layout(tmp_path_factory):
+    """A folder like ncfrey/ChemGPT-4.7M: GPT-Neo 24x128 from GPTNeoConfig defaults (bos/eos 50256),
+    the published tokenizer files, random weights as safetensors."""
+    if not REFERENCE_TOKENIZER.exists():
+        pytest.skip("needs ../shared/reference")
+    folder = tmp_path_factory.mktemp("ChemGPT-4.7M")
+    config = GPTNeoConfig(vocab_size=669, hidden_size=128, num_layers=24, num_heads=16,
+                          attention_types=[[["global", "local"], 12]], window_size=256, max_position_embeddings=2048,
+                          embed_dropout=0.0, attention_dropout=0.0, resid_dropout=0.0)
+    assert config.bos_token_id == config.eos_token_id == 50256
+    torch.manual_seed(0)
+    model = GPTNeoForCausalLM(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    for f in REFERENCE_TOKENIZER.iterdir():
+        shutil.copy(f, folder)
+    return folder
+
+
+def test_published_chemgpt_layout_loads_unchanged_from_the_hub_cache(hub_env, published_layout):
+    lay_out_as_hub_cache(hub_env, "ncfrey/ChemGPT-4.7M", published_layout)
+    gpt = chemzoo.load("ChemGPT-4.7M")
+    assert gpt.model.config.bos_token_id == 2 and gpt.model.config.eos_token_id == 3  # not GPT-Neo's 50256
+    assert len(gpt.tokenizer) == 669
+    assert abs(gpt.num_parameters - 4.7e6) / 4.7e6 < 0.1
+    result = chemzoo.sample(gpt, n=4, seed=0, max_length=12)
+    assert len(result.selfies) == 4 and all(s.startswith("[") for s in result.selfies)
+    config = json.loads((published_layout / "config.json").read_text())
+    assert config["bos_token_id"] == 50256  # loading did not rewrite the user's files

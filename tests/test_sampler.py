@@ -1,0 +1,112 @@
+"""Sampling and scoring with the bundled ChemGPT: exactness against transformers, seeds, quality."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import GPTNeoForCausalLM
+
+import chemzoo
+from chemzoo.lm.metrics import internal_diversity, novelty, uniqueness, validity
+from chemzoo.lm.presets import ChemGPTShape, chemgpt_config
+from chemzoo.lm.sampler import NeoDecoder, filter_logits, sample_tokens
+from chemzoo.lm.tokenizer import SEP_ID
+
+
+def test_decoder_logits_match_transformers_including_local_attention():
+    torch.manual_seed(0)
+    model = GPTNeoForCausalLM(chemgpt_config(ChemGPTShape(64, 4, 4, max_positions=64, window=8), 50)).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.2)
+    x = torch.randint(5, 50, (3, 20))
+    x[:, 0] = 2
+    with torch.no_grad():
+        reference = model(x).logits
+        decoder = NeoDecoder(model)
+        cache = decoder.new_cache(3, 20)
+        ours = torch.stack([decoder.step(x[:, i], i, cache) for i in range(20)], 1)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_sampling_equals_transformers_generate(gpt):
+    ours = sample_tokens(gpt.model, n=6, top_k=1, batch_size=3, max_length=64)
+    start = torch.full((6, 1), 2)
+    theirs = gpt.model.generate(start, do_sample=False, max_length=64, min_new_tokens=1, suppress_tokens=[0, 1, 2, 4],
+                                eos_token_id=SEP_ID, pad_token_id=1)
+    for mine, ref in zip(ours, theirs.tolist()):
+        ref = ref[1:]
+        assert mine == ref[: ref.index(SEP_ID)] if SEP_ID in ref else mine == ref
+
+
+def test_same_seed_same_molecules_and_another_seed_others(gpt):
+    a = chemzoo.sample(gpt, n=40, seed=7, batch_size=16)
+    b = chemzoo.sample(gpt, n=40, seed=7, batch_size=16)
+    c = chemzoo.sample(gpt, n=40, seed=8, batch_size=16)
+    assert a.smiles == b.smiles and a.selfies == b.selfies
+    assert a.smiles != c.smiles
+
+
+def test_every_requested_molecule_comes_back_across_uneven_batches(gpt):
+    result = chemzoo.sample(gpt, n=37, seed=1, batch_size=8, max_length=20)
+    assert len(result) == 37
+    assert all(len(gpt.tokenizer(s)["input_ids"]) <= 20 + 1 for s in result.selfies)  # [CLS] + <= 19 tokens (+[SEP])
+    assert result.num_tokens > 37
+
+
+def test_filters_keep_the_right_tokens():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isfinite(filter_logits(logits, 1.0, 2, None)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, 1.0, None, 0.8)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, 1.0, None, 0.81)).tolist() == [[True, True, True, False]]
+    assert torch.isfinite(filter_logits(logits, 1.0, None, 0.1)).tolist() == [[True, False, False, False]]
+    hot = filter_logits(logits, 2.0, None, None).softmax(-1)
+    assert hot[0, 3] > 0.05  # a higher temperature flattens the distribution
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n=0), "number of molecules must be positive"),
+    (dict(n=5, temperature=0.0), "temperature must be a positive number"),
+    (dict(n=5, temperature=math.nan), "temperature must be a positive number"),
+    (dict(n=5, top_p=1.5), "top-p must be in"),
+    (dict(n=5, top_k=0), "top-k must be a positive integer"),
+])
+def test_bad_sampling_settings_are_refused(gpt, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        chemzoo.sample(gpt, **kwargs)
+
+
+def test_bundled_model_samples_valid_unique_novel_diverse_molecules(gpt):
+    result = chemzoo.sample(gpt, n=1000, seed=0)
+    assert validity(result.smiles) == 1.0
+    assert uniqueness(result.smiles) >= 0.99
+    assert novelty(result.smiles, gpt.in_training_set) >= 0.8
+    assert internal_diversity(result.smiles) >= 0.84
+
+
+def test_score_equals_the_unbatched_transformers_likelihood(gpt):
+    smiles = ["CCO", "c1ccccc1C(=O)O", "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "O=C(O)c1ccccc1OC(C)=O"]
+    scores = chemzoo.score(gpt, smiles, batch_size=3)
+    for row in scores:
+        ids = torch.tensor([gpt.tokenizer(row.selfies)["input_ids"]])
+        with torch.no_grad():
+            logp = gpt.model(ids).logits.log_softmax(-1)[0, :-1].gather(1, ids[0, 1:, None]).sum().item()
+        assert row.log_likelihood == pytest.approx(logp, abs=1e-3)
+        assert row.num_tokens == ids.shape[1] - 1
+    assert scores[1].log_likelihood_per_token == pytest.approx(scores[1].log_likelihood / scores[1].num_tokens)
+
+
+def test_drug_like_molecules_score_higher_than_odd_ones(gpt):
+    typical = [s for s in open("tests/data/moses_test_1k.smi").read().split()[:50]]
+    odd = ["C" * 30, "N#N", "O=O", "[Na+].[Cl-]"]
+    t = np.mean([r.log_likelihood_per_token for r in chemzoo.score(gpt, typical)])
+    o = np.mean([r.log_likelihood_per_token for r in chemzoo.score(gpt, odd)])
+    assert t > o
+
+
+def test_invalid_smiles_are_reported_not_raised_and_unknown_symbols_warn(gpt):
+    with pytest.warns(UserWarning, match=r"\[Xe\].*\[UNK\]"):
+        rows = chemzoo.score(gpt, ["CCO", "C1CC", "[Xe]CC"])
+    assert rows[0].error is None and rows[0].log_likelihood < 0
+    assert "invalid SMILES 'C1CC'" in rows[1].error and rows[1].log_likelihood is None
+    assert rows[2].error is None and rows[2].log_likelihood < rows[0].log_likelihood

@@ -1,0 +1,1 @@
+"""Training code for chemzoo models (not part of the wheel)."""

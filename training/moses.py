@@ -1,0 +1,46 @@
+"""The MOSES benchmark molecules, read from the ``molsets`` wheel (downloaded with pip, never installed).
+
+The wheel's install requirements are too old for this stack, so we ``pip download --no-deps`` it
+into a cache folder and read ``moses/dataset/data/{train,test,test_scaffolds}.csv.gz`` from the zip.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+MOLSETS_VERSION = "0.3.1"
+WHEEL = f"molsets-{MOLSETS_VERSION}-py3-none-any.whl"
+SPLITS = ("train", "test", "test_scaffolds")
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("CHEMZOO_DATA", Path.home() / ".cache" / "chemzoo" / "data"))
+
+
+def molsets_wheel(cache: Path | None = None) -> Path:
+    """Path to the molsets wheel, downloading it with pip (no dependencies) the first time."""
+    cache = cache or default_cache()
+    wheel = cache / WHEEL
+    if not wheel.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), f"molsets=={MOLSETS_VERSION}"]
+        subprocess.run(cmd, check=True)
+    return wheel
+
+
+def read_smiles(split: str, cache: Path | None = None) -> list[str]:
+    """The SMILES of one MOSES split (train: 1,584,663; test: 176,074; test_scaffolds: 176,226)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown MOSES split {split!r}; choose one of {SPLITS}")
+    with zipfile.ZipFile(molsets_wheel(cache)) as wheel:
+        raw = wheel.read(f"moses/dataset/data/{split}.csv.gz")
+    with gzip.open(io.BytesIO(raw), "rt") as f:
+        header = f.readline().strip().split(",")
+        col = header.index("SMILES")
+        return [line.rstrip("\n").split(",")[col] for line in f if line.strip()]

@@ -1,0 +1,70 @@
+"""End of a training run: the clean loss curve, ``metrics.json``, the HF-layout checkpoint and a row
+in ``results.csv`` (one row per run: family, model, params, n_train, losses, seed, wall time), the
+table the scaling-law fits read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from chemzoo.lm.model import save_chemgpt
+from chemzoo.lm.molecules import canonical_smiles
+from training.cards import render_card
+
+RESULTS_COLUMNS = ["family", "model", "preset", "params", "n_train", "epochs", "steps", "seed",
+                   "train_loss", "val_loss", "wall_time_s"]
+
+
+def read_curve(logs: Path) -> list[dict]:
+    """Rows of Lightning's metrics.csv (and the parts of earlier, interrupted attempts), one per step
+    and kind, later rows winning: a resumed run relogs the steps after its last checkpoint."""
+    by_key: dict[tuple, dict] = {}
+    for part in [*sorted(logs.glob("metrics.part*.csv")), logs / "metrics.csv"]:
+        with open(part) as f:
+            for row in csv.DictReader(f):
+                kind = "val" if row.get("val_loss") else "train"
+                by_key[(int(row["step"]), kind)] = {k: v for k, v in row.items() if v != ""}
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def summarize(curve: list[dict], tail: int = 50) -> dict:
+    train = [float(r["train_loss"]) for r in curve if "train_loss" in r]
+    val = [(int(r["epoch"]), float(r["val_loss"])) for r in curve if "val_loss" in r]
+    last = train[-tail:]
+    return {
+        "steps": max((int(r["step"]) for r in curve), default=0) + 1,
+        "train_loss": sum(last) / len(last) if last else math.nan,
+        "val_loss": val[-1][1] if val else math.nan,
+        "val_loss_per_epoch": [v for _, v in val],
+    }
+
+
+def append_result(results_csv: Path, row: dict) -> None:
+    new = not results_csv.exists()
+    with open(results_csv, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RESULTS_COLUMNS, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def finish_run(out: Path, run: dict, model, tokenizer, train_smiles: list[str], wall_time_s: float) -> dict:
+    curve = read_curve(out / "logs")
+    with open(out / "curve.csv", "w", newline="") as f:
+        keys = ["step", "epoch", "train_loss", "val_loss"]
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(curve)
+    metrics = {**summarize(curve), "params": model.num_parameters(), "wall_time_s": round(wall_time_s, 1)}
+    (out / "metrics.json").write_text(json.dumps({"run": run, "metrics": metrics}, indent=2) + "\n")
+    canonical = [c for c in (canonical_smiles(s) for s in train_smiles) if c]
+    metadata = {"name": run["name"], "family": "chemgpt", "preset": run["preset"], "params": metrics["params"],
+                "n_train": run["n_train"], "training_data": "MOSES train (random subset)", "seed": run["seed"],
+                "metrics": metrics, "run": run}
+    card = render_card("chemgpt", metadata)
+    save_chemgpt(out / "checkpoint", model, tokenizer, metadata, training_smiles=canonical, card=card)
+    append_result(out / "results.csv", {**run, **metrics, "model": run["name"]})
+    return metrics
