@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 from chemzoo.lm.model import save_chemgpt
@@ -36,8 +35,8 @@ def summarize(curve: list[dict], tail: int = 50) -> dict:
     last = train[-tail:]
     return {
         "steps": max((int(r["step"]) for r in curve), default=0) + 1,
-        "train_loss": sum(last) / len(last) if last else math.nan,
-        "val_loss": val[-1][1] if val else math.nan,
+        "train_loss": sum(last) / len(last) if last else None,
+        "val_loss": val[-1][1] if val else None,
         "val_loss_per_epoch": [v for _, v in val],
     }
 
@@ -51,14 +50,15 @@ def append_result(results_csv: Path, row: dict) -> None:
         w.writerow(row)
 
 
-def finish_run(out: Path, run: dict, model, tokenizer, train_smiles: list[str], wall_time_s: float) -> dict:
+def finish_run(out: Path, run: dict, model, tokenizer, train_smiles: list[str], wall_time_s: float | None) -> dict:
     curve = read_curve(out / "logs")
     with open(out / "curve.csv", "w", newline="") as f:
         keys = ["step", "epoch", "train_loss", "val_loss"]
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(curve)
-    metrics = {**summarize(curve), "params": model.num_parameters(), "wall_time_s": round(wall_time_s, 1)}
+    wall = None if wall_time_s is None else round(wall_time_s, 1)
+    metrics = {**summarize(curve), "params": model.num_parameters(), "wall_time_s": wall}
     (out / "metrics.json").write_text(json.dumps({"run": run, "metrics": metrics}, indent=2) + "\n")
     canonical = [c for c in (canonical_smiles(s) for s in train_smiles) if c]
     metadata = {"name": run["name"], "family": "chemgpt", "preset": run["preset"], "params": metrics["params"],

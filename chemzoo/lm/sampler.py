@@ -87,7 +87,7 @@ class NeoDecoder:
             cache[i, 1, :, :, pos : pos + 1] = v
             start = max(0, pos + 1 - self.window) if blk["local"] else 0
             keys, values = cache[i, 0, :, :, start : pos + 1], cache[i, 1, :, :, start : pos + 1]
-            att = F.scaled_dot_product_attention(q, keys, values, scale=1.0)  # GPT-Neo does not scale
+            att = (q @ keys.transpose(-1, -2)).softmax(-1) @ values  # GPT-Neo does not scale by 1/sqrt(d)
             x = x + F.linear(att.reshape(b, self.h), *blk["out"])
             m = F.layer_norm(x, (self.h,), *blk["ln2"], self.eps)
             x = x + F.linear(F.gelu(F.linear(m, *blk["fc"]), approximate="tanh"), *blk["proj"])
@@ -147,7 +147,9 @@ def sample_tokens(model, n: int, temperature: float = 1.0, top_k: int | None = N
                 break
             if retired_since_compaction.sum() * 4 >= len(rows):  # compact: drop finished rows from the cache
                 keep = torch.nonzero(~retired_since_compaction).flatten()
-                cache, seqs, tokens, rows = cache[:, :, keep], seqs[keep], tokens[keep], rows[keep]
+                compact = decoder.new_cache(len(keep), max_length)
+                compact[..., : pos + 1, :] = cache[:, :, keep, :, : pos + 1]  # only the filled positions
+                cache, seqs, tokens, rows = compact, seqs[keep], tokens[keep], rows[keep]
                 retired_since_compaction = torch.zeros(len(keep), dtype=torch.bool)
             else:  # rows already retired keep computing until the next compaction; their output is ignored
                 tokens = tokens.masked_fill(retired_since_compaction.to(tokens.device), SEP_ID)

@@ -24,7 +24,7 @@ def main(run_dir: Path):
     state = ChemGPTModule.load_from_checkpoint(run_dir / "ckpt" / "last.ckpt", map_location="cpu")
     corpus = load_corpus(run["n_train"], run["n_val"], run["seed"])
     tokenizer = build_tokenizer(corpus.train_selfies + corpus.val_selfies)
-    metrics = finish_run(run_dir, run, state.model, tokenizer, corpus.train_smiles, wall_time_s=float("nan"))
+    metrics = finish_run(run_dir, run, state.model, tokenizer, corpus.train_smiles, wall_time_s=None)
     click.echo(json.dumps(metrics, indent=2))
 
 

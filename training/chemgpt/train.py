@@ -10,35 +10,17 @@ Hugging Face folder), ``curve.csv`` and ``metrics.json`` plus one row in ``resul
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import click
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from chemzoo.lm.presets import PRESETS, chemgpt_config
 from chemzoo.lm.tokenizer import build_tokenizer
 from training.chemgpt.data import ChemGPTDataModule, load_corpus
 from training.chemgpt.module import ChemGPTModule
+from training.common import fit, start_run
 from training.results import finish_run
-
-
-class WallClock(L.Callback):
-    """Wall time summed over resumed runs, kept in the Lightning checkpoint (seconds)."""
-
-    def __init__(self):
-        self.before, self.start = 0.0, time.time()
-
-    def elapsed(self) -> float:
-        return self.before + time.time() - self.start
-
-    def state_dict(self):
-        return {"elapsed": self.elapsed()}
-
-    def load_state_dict(self, state):
-        self.before, self.start = state["elapsed"], time.time()
 
 
 @click.command()
@@ -62,22 +44,9 @@ def main(preset, n_train, n_val, epochs, max_steps, batch_size, lr, seed, device
     train(run, out)
 
 
-def _start_log_part(logs: Path) -> None:
-    """Lightning's CSVLogger rewrites metrics.csv on resume: keep the earlier part beside it."""
-    current = logs / "metrics.csv"
-    if current.exists():
-        parts = sorted(logs.glob("metrics.part*.csv"))
-        current.replace(logs / f"metrics.part{len(parts):03d}.csv")
-
-
 def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
     """Train or resume the run described by ``run`` in folder ``out``; returns its metrics (rank 0)."""
-    out.mkdir(parents=True, exist_ok=True)
-    run_file = out / "run.json"
-    if run_file.exists() and json.loads(run_file.read_text()) != run:
-        raise click.UsageError(f"{out} holds a run with another config ({run_file}); use a new --out")
-    run_file.write_text(json.dumps(run, indent=2) + "\n")
-
+    start_run(out, run)
     L.seed_everything(run["seed"], workers=True)
     corpus = load_corpus(run["n_train"], run["n_val"], run["seed"])
     tokenizer = build_tokenizer(corpus.train_selfies + corpus.val_selfies)
@@ -86,21 +55,7 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
     total = run["max_steps"] if run["max_steps"] > 0 else run["epochs"] * steps_per_epoch
     module = ChemGPTModule(config, lr=run["lr"], total_steps=total, warmup_steps=min(500, max(1, total // 10)))
     data = ChemGPTDataModule(corpus, tokenizer, run["batch_size"], run["seed"])
-
-    clock = WallClock()
-    ckpt = ModelCheckpoint(dirpath=out / "ckpt", save_last=True, save_top_k=0,
-                           every_n_train_steps=run["ckpt_every"], save_on_train_epoch_end=True)
-    trainer = L.Trainer(
-        max_epochs=run["epochs"], max_steps=run["max_steps"], accelerator="cpu", devices=run["devices"],
-        strategy="ddp" if run["devices"] > 1 else "auto", use_distributed_sampler=False,
-        logger=L.pytorch.loggers.CSVLogger(out, name="", version="logs", flush_logs_every_n_steps=50),
-        callbacks=[ckpt, clock, *callbacks], log_every_n_steps=1, gradient_clip_val=1.0, deterministic=True,
-        enable_model_summary=False, num_sanity_val_steps=0,
-    )
-    last = out / "ckpt" / "last.ckpt"
-    if trainer.is_global_zero:
-        _start_log_part(out / "logs")
-    trainer.fit(module, datamodule=data, ckpt_path=last if last.exists() else None)
+    trainer, clock = fit(module, data, run, out, callbacks, gradient_clip_val=1.0)
     if trainer.interrupted or not trainer.is_global_zero:
         return None
     return finish_run(out, run, module.model, tokenizer, corpus.train_smiles, clock.elapsed())

@@ -1,0 +1,97 @@
+"""chemzoo's sampler against ``transformers`` ``model.generate`` on the same model, batch and settings.
+
+    python benchmarks/sampler.py [--n 512] [--max-length 64] [--repeats 3]
+
+Prints tokens/s and molecules/s for both, their ratio, and the fraction of the matmul bound
+(2 x parameters x tokens/s over a measured large fp32 matmul FLOP/s). Models: the bundled default
+(trained) and the published ChemGPT-4.7M shape (24 layers, hidden 128, vocab 669; random weights).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import click
+import torch
+from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+import chemzoo
+from chemzoo.lm.sampler import sample_tokens
+from chemzoo.lm.tokenizer import CLS_ID, PAD_ID, SEP_ID
+
+
+def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def published_4_7m() -> GPTNeoForCausalLM:
+    torch.manual_seed(0)
+    config = GPTNeoConfig(vocab_size=669, hidden_size=128, num_layers=24, num_heads=16,
+                          attention_types=[[["global", "local"], 12]], window_size=256, max_position_embeddings=2048,
+                          embed_dropout=0.0, attention_dropout=0.0, resid_dropout=0.0,
+                          bos_token_id=CLS_ID, eos_token_id=SEP_ID, pad_token_id=PAD_ID)
+    return GPTNeoForCausalLM(config).eval()
+
+
+def run_ours(model, n, max_length, seed):
+    start = time.perf_counter()
+    seqs = sample_tokens(model, n, seed=seed, batch_size=n, max_length=max_length)
+    return sum(len(s) + 1 for s in seqs), time.perf_counter() - start  # + the closing [SEP]
+
+
+@torch.inference_mode()
+def run_generate(model, n, max_length, seed):
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    out = model.generate(torch.full((n, 1), CLS_ID), attention_mask=torch.ones(n, 1, dtype=torch.long),
+                         do_sample=True, top_k=0, temperature=1.0, max_length=max_length, min_new_tokens=1,
+                         suppress_tokens=[0, 1, 2, 4], eos_token_id=SEP_ID, pad_token_id=PAD_ID, use_cache=True)
+    seconds = time.perf_counter() - start
+    new = out[:, 1:]
+    tokens = 0
+    for row in new.tolist():
+        tokens += row.index(SEP_ID) + 1 if SEP_ID in row else len(row)
+    return tokens, seconds
+
+
+@click.command()
+@click.option("--n", default=512, show_default=True, help="Molecules per run (one batch).")
+@click.option("--max-length", default=64, show_default=True, help="Tokens per molecule at most ([CLS] included).")
+@click.option("--repeats", default=3, show_default=True, help="Best of this many runs each.")
+@click.option("--threads", default=None, type=int, help="torch threads [default: torch's choice].")
+def main(n, max_length, repeats, threads):
+    if threads:
+        torch.set_num_threads(threads)
+    flops = matmul_flops()
+    print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}; fp32 matmul {flops / 1e9:.1f} GFLOP/s")
+    print(f"# n={n} molecules in one batch, max_length={max_length}, temperature 1.0, seed 0, best of {repeats}")
+    header = ("model", "params", "sampler", "tokens/s", "molecules/s", "matmul bound", "speed-up")
+    rows = []
+    for label, model in (("bundled " + chemzoo.default_model().name, chemzoo.load().model),
+                         ("ChemGPT-4.7M shape (random)", published_4_7m())):
+        params = model.num_parameters()
+        results = {}
+        for name, fn in (("transformers generate", run_generate), ("chemzoo", run_ours)):
+            best = min((fn(model, n, max_length, seed=0) for _ in range(repeats)), key=lambda r: r[1] / r[0])
+            results[name] = best
+        base = results["transformers generate"][0] / results["transformers generate"][1]
+        for name, (tokens, seconds) in results.items():
+            tps = tokens / seconds
+            rows.append((label, f"{params / 1e6:.2f}M", name, f"{tps:,.0f}", f"{n / seconds:,.1f}",
+                         f"{2 * params * tps / flops:.1%}", f"{tps / base:.2f}x"))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The ASE calculator: the only place that talks to ``ase.Atoms`` (eV, Å, eV/Å, eV/Å^3)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from chemzoo.errors import ChemzooError
+from chemzoo.potentials.graph import build_graph, neighbour_pairs
+from chemzoo.potentials.model import DTYPES, Potential
+
+
+class InvalidStructureError(ChemzooError, ValueError):
+    """A structure the potential must not be evaluated on (unknown element, clashing atoms, NaN)."""
+
+
+def check_structure(atoms, elements: list[int], min_distance: float) -> None:
+    """Refuse what would give a silently wrong answer: unsupported elements, NaN/inf, overlapping atoms."""
+    numbers = atoms.numbers
+    unknown = sorted({chemical_symbols[z] for z in numbers if z not in set(elements)})
+    if unknown:
+        raise InvalidStructureError(f"element(s) {', '.join(unknown)} not supported by this potential; "
+                                    f"it was trained on {' '.join(chemical_symbols[z] for z in elements)}")
+    positions = atoms.positions
+    if not np.isfinite(positions).all():
+        raise InvalidStructureError("positions contain NaN or infinite values")
+    if atoms.pbc.any() and abs(atoms.cell.volume) < 1e-6:
+        raise InvalidStructureError("periodic structure with a zero-volume cell; set atoms.cell")
+    if min_distance > 0 and len(atoms) > 1:
+        pairs, shifts = neighbour_pairs(positions, min_distance, atoms.cell.array, atoms.pbc)
+        if pairs.shape[1]:
+            i, j = pairs[:, 0]
+            d = np.linalg.norm(positions[j] - positions[i] + shifts[0] @ atoms.cell.array)
+            raise InvalidStructureError(
+                f"atoms {i} ({chemical_symbols[numbers[i]]}) and {j} ({chemical_symbols[numbers[j]]}) are {d:.2f} Å apart, "
+                f"closer than {min_distance} Å; fix the structure (or lower min_distance)")
+
+
+class ChemzooCalculator(Calculator):
+    """ASE calculator for a chemzoo ``Potential``: energy, free_energy, forces; stress for periodic cells."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, potential: Potential, device: str = "cpu", dtype: str = "float32", min_distance: float = 0.5,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if dtype not in DTYPES:
+            raise ChemzooError(f"unknown dtype {dtype!r}; use float32 or float64")
+        if dtype not in potential.config.dtypes:
+            raise ChemzooError(f"this potential cannot run in {dtype}; it supports {', '.join(potential.config.dtypes)}")
+        self.potential = potential.to(device=device, dtype=DTYPES[dtype]).eval()
+        self.device, self.dtype, self.min_distance = device, DTYPES[dtype], min_distance
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        periodic = bool(atoms.pbc.any())
+        if "stress" in properties and not periodic:
+            raise PropertyNotImplementedError("stress needs a periodic cell")
+        check_structure(atoms, self.potential.config.elements, self.min_distance)
+        graph = build_graph(atoms.numbers, atoms.positions, self.potential.config.cutoff, atoms.cell.array,
+                            atoms.pbc, dtype=self.dtype).to(self.device)
+        out = self.potential(graph, forces=True, stress=periodic)
+        energy = out["energy"].item()
+        self.results = {"energy": energy, "free_energy": energy,
+                        "forces": out["forces"].detach().cpu().double().numpy()}
+        if periodic:
+            self.results["stress"] = full_3x3_to_voigt_6_stress(out["stress"][0].detach().cpu().double().numpy())
+
+
+def calculator(name_or_path=None, device: str = "cpu", dtype: str = "float32", **kwargs) -> ChemzooCalculator:
+    """ASE calculator for a registered potential, a local folder or a hub repo id: resolve -> load -> wrap."""
+    from chemzoo.hub import resolve
+    from chemzoo.registry import default_model
+
+    folder, _ = resolve(name_or_path or default_model("potential").name)
+    return ChemzooCalculator(Potential.from_pretrained(folder, dtype=dtype, device=device), device, dtype, **kwargs)
+

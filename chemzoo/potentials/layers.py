@@ -1,0 +1,47 @@
+"""Building blocks shared by the potentials: radial bases, the smooth cutoff, scatter-sum."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class BesselBasis(nn.Module):
+    """sin(n pi r / rc) / r for n = 1..num_basis (DimeNet/NequIP radial basis; r in Å)."""
+
+    def __init__(self, cutoff: float, num_basis: int = 8):
+        super().__init__()
+        self.cutoff = cutoff
+        self.register_buffer("freq", torch.arange(1, num_basis + 1) * math.pi / cutoff)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        r = r[:, None]
+        return math.sqrt(2.0 / self.cutoff) * torch.sin(self.freq * r) / r
+
+
+class PolynomialCutoff(nn.Module):
+    """Smooth envelope going to zero with two vanishing derivatives at the cutoff (p = 6)."""
+
+    def __init__(self, cutoff: float, p: int = 6):
+        super().__init__()
+        self.cutoff, self.p = cutoff, p
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        x, p = r / self.cutoff, self.p
+        env = 1 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2)
+        return env * (x < 1)
+
+
+class ShiftedSoftplus(nn.Module):
+    """softplus(x) - log 2 (SchNet's activation)."""
+
+    def forward(self, x):
+        return nn.functional.softplus(x) - math.log(2.0)
+
+
+def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """out[k] = sum of src[e] over e with index[e] == k (first dimension)."""
+    out = src.new_zeros((size, *src.shape[1:]))
+    return out.index_add_(0, index, src)

@@ -1,0 +1,83 @@
+"""An E(3)-equivariant tensor-product potential in the NequIP style, built from e3nn.
+
+Node features are irreps (scalars 0e, vectors 1o, and 2e when ``lmax`` = 2); each interaction
+takes the tensor product of neighbour features with the spherical harmonics of the edge direction,
+weighted per edge by a radial MLP (depthwise "uvu" paths, then a linear mix), and a gated
+nonlinearity. The energy reads the scalars only, so it is invariant and forces are equivariant.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from e3nn.nn import FullyConnectedNet, Gate
+from torch import nn
+
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, scatter_sum
+
+
+def depthwise_tensor_product(irreps_in: o3.Irreps, irreps_edge: o3.Irreps, irreps_target: o3.Irreps):
+    """A "uvu" tensor product keeping each input channel, restricted to irreps present in the target."""
+    wanted = {ir for _, ir in irreps_target}
+    mid, instructions = [], []
+    for i, (mul, ir_in) in enumerate(irreps_in):
+        for j, (_, ir_edge) in enumerate(irreps_edge):
+            for ir_out in ir_in * ir_edge:
+                if ir_out in wanted:
+                    instructions.append((i, j, len(mid), "uvu", True))
+                    mid.append((mul, ir_out))
+    mid = o3.Irreps(mid)
+    mid_sorted, perm, _ = mid.sort()
+    instructions = [(a, b, perm[c], mode, train) for a, b, c, mode, train in instructions]
+    tp = o3.TensorProduct(irreps_in, irreps_edge, mid_sorted, instructions, shared_weights=False, internal_weights=False)
+    return tp, mid_sorted
+
+
+class Interaction(nn.Module):
+    def __init__(self, irreps_in, irreps_hidden, irreps_sh, num_basis, radial_hidden, avg_neighbours):
+        super().__init__()
+        scalars = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l == 0])
+        gated = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l > 0])
+        self.gate = Gate(scalars, [nn.functional.silu], o3.Irreps(f"{gated.num_irreps}x0e"), [torch.sigmoid], gated)
+        self.tp, mid = depthwise_tensor_product(irreps_in, irreps_sh, self.gate.irreps_in)
+        self.radial = FullyConnectedNet([num_basis, radial_hidden, self.tp.weight_numel], nn.functional.silu)
+        self.mix = o3.Linear(mid.simplify(), self.gate.irreps_in)
+        self.skip = o3.Linear(irreps_in, self.gate.irreps_in)
+        self.norm = avg_neighbours**-0.5
+        self.irreps_out = self.gate.irreps_out
+
+    def forward(self, x, sh, rbf, envelope, edge_index):
+        i, j = edge_index
+        weights = self.radial(rbf) * envelope[:, None]
+        messages = scatter_sum(self.tp(x[j], sh, weights), i, x.shape[0]) * self.norm
+        return self.gate(self.mix(messages) + self.skip(x))
+
+
+class NequIP(nn.Module):
+    """Per-atom energies (N,) from an E(3)-equivariant network (``lmax`` >= 1)."""
+
+    def __init__(self, num_elements: int = 36, features: int = 32, interactions: int = 3, lmax: int = 1,
+                 cutoff: float = 5.0, num_basis: int = 8, radial_hidden: int = 64, avg_neighbours: float = 12.0):
+        super().__init__()
+        if lmax < 1:
+            raise ValueError("an equivariant model needs lmax >= 1")
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
+        hidden = o3.Irreps("+".join(f"{features}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1)))
+        self.embedding = nn.Embedding(num_elements, features)
+        self.rbf, self.envelope = BesselBasis(cutoff, num_basis), PolynomialCutoff(cutoff)
+        irreps = o3.Irreps(f"{features}x0e")
+        layers = []
+        for _ in range(interactions):
+            layer = Interaction(irreps, hidden, self.irreps_sh, num_basis, radial_hidden, avg_neighbours)
+            layers.append(layer)
+            irreps = layer.irreps_out
+        self.interactions = nn.ModuleList(layers)
+        self.readout = o3.Linear(irreps, "1x0e")
+
+    def forward(self, species, vectors, lengths, edge_index):
+        x = self.embedding(species)
+        sh = o3.spherical_harmonics(self.irreps_sh, vectors, normalize=True, normalization="component")
+        rbf, env = self.rbf(lengths), self.envelope(lengths)
+        for layer in self.interactions:
+            x = layer(x, sh, rbf, env, edge_index)
+        return self.readout(x).squeeze(-1)

@@ -1,0 +1,59 @@
+"""PaiNN (Schütt et al. 2021): scalar and vector features, rotationally equivariant message passing."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, scatter_sum
+
+
+class Message(nn.Module):
+    def __init__(self, features: int, num_basis: int):
+        super().__init__()
+        self.phi = nn.Sequential(nn.Linear(features, features), nn.SiLU(), nn.Linear(features, 3 * features))
+        self.w = nn.Linear(num_basis, 3 * features)
+
+    def forward(self, s, v, rbf, envelope, unit, edge_index):
+        i, j = edge_index
+        x = self.phi(s)[j] * (self.w(rbf) * envelope[:, None])
+        ds, dvv, dvs = x.chunk(3, dim=-1)
+        dv = v[j] * dvv[:, None, :] + unit[:, :, None] * dvs[:, None, :]
+        return s + scatter_sum(ds, i, s.shape[0]), v + scatter_sum(dv, i, s.shape[0])
+
+
+class Update(nn.Module):
+    def __init__(self, features: int):
+        super().__init__()
+        self.u = nn.Linear(features, features, bias=False)
+        self.v = nn.Linear(features, features, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * features, features), nn.SiLU(), nn.Linear(features, 3 * features))
+
+    def forward(self, s, v):
+        uv, vv = self.u(v), self.v(v)
+        norm = torch.sqrt((vv**2).sum(dim=1) + 1e-8)
+        a_vv, a_sv, a_ss = self.mlp(torch.cat([s, norm], dim=-1)).chunk(3, dim=-1)
+        return s + a_ss + a_sv * (uv * vv).sum(dim=1), v + a_vv[:, None, :] * uv
+
+
+class PaiNN(nn.Module):
+    """Per-atom energies (N,); vector features (N, 3, F) rotate with the molecule."""
+
+    def __init__(self, num_elements: int = 36, features: int = 128, interactions: int = 3, cutoff: float = 5.0,
+                 num_basis: int = 20):
+        super().__init__()
+        self.features = features
+        self.embedding = nn.Embedding(num_elements, features)
+        self.rbf, self.envelope = BesselBasis(cutoff, num_basis), PolynomialCutoff(cutoff)
+        self.messages = nn.ModuleList(Message(features, num_basis) for _ in range(interactions))
+        self.updates = nn.ModuleList(Update(features) for _ in range(interactions))
+        self.readout = nn.Sequential(nn.Linear(features, features // 2), nn.SiLU(), nn.Linear(features // 2, 1))
+
+    def forward(self, species, vectors, lengths, edge_index):
+        s = self.embedding(species)
+        v = s.new_zeros(s.shape[0], 3, self.features)
+        rbf, env, unit = self.rbf(lengths), self.envelope(lengths), vectors / lengths[:, None]
+        for message, update in zip(self.messages, self.updates):
+            s, v = message(s, v, rbf, env, unit, edge_index)
+            s, v = update(s, v)
+        return self.readout(s).squeeze(-1)
