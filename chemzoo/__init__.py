@@ -5,6 +5,7 @@
     gpt = chemzoo.load("chemgpt-2.7m-moses")    # a name, a local folder or an owner/name hub id
     samples = chemzoo.sample(gpt, n=100, seed=0)
     scores = chemzoo.score(gpt, ["CCO", "c1ccccc1"])
+    atoms.calc = chemzoo.calculator("path/or/name")   # ASE: eV, Å, eV/Å
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from chemzoo.errors import ChecksumError, ChemzooError, InvalidMoleculeError, Of
 from chemzoo.registry import ModelEntry, default_model, list_models
 
 __version__ = "0.1.0"
-__all__ = ["list_models", "load", "sample", "score", "default_model", "ModelEntry", "ChemzooError",
+__all__ = ["list_models", "load", "sample", "score", "calculator", "default_model", "ModelEntry", "ChemzooError",
            "UnknownModelError", "ChecksumError", "OfflineError", "InvalidMoleculeError"]
 
 
@@ -29,12 +30,27 @@ def load(name_or_path: str | os.PathLike | None = None, device: str = "cpu"):
     from chemzoo.hub import resolve
     from chemzoo.lm.model import load_chemgpt
 
+    from chemzoo.potentials.model import MODEL_TYPE, Potential
+
     folder, entry = resolve(name_or_path or default_model("chemgpt").name)
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
-    family = entry.family if entry else ("chemgpt" if config.get("model_type") == "gpt_neo" else None)
+    family = entry.family if entry else {"gpt_neo": "chemgpt", MODEL_TYPE: "potential"}.get(config.get("model_type"))
     if family == "chemgpt":
         return load_chemgpt(folder, device=device)
+    if family == "potential":
+        return Potential.from_pretrained(folder, device=device)
     raise ChemzooError(f"{folder} holds no model chemzoo can load (config.json model_type {config.get('model_type')!r})")
+
+
+def calculator(name_or_path: str | os.PathLike | None = None, device: str = "cpu", dtype: str = "float32", **kwargs):
+    """ASE calculator (energy, free_energy, forces, stress) for a potential: resolve -> load -> wrap.
+
+    ``dtype`` is "float32" or "float64"; extra keyword arguments go to ``ChemzooCalculator``
+    (e.g. ``min_distance`` in Å below which atoms are refused as overlapping).
+    """
+    from chemzoo.potentials.calculator import calculator as _calculator
+
+    return _calculator(name_or_path, device=device, dtype=dtype, **kwargs)
 
 
 def _chemgpt(model):

@@ -205,5 +205,49 @@ def score(model_name, smiles_file, output, batch_size):
                                    f"the other {len(lines) - len(bad)} are scored{where}")
 
 
+@main.command()
+@click.option("-m", "--model", "model_name", default=None, metavar="NAME",
+              help="Potential: registered name, local folder or owner/name hub id [default: the bundled potential].")
+@click.option("--structure", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Any file ASE reads (xyz, extxyz, cif, pdb, ...); its last frame is used.")
+@click.option("--smiles", default=None, help="Build the molecule from SMILES (RDKit ETKDG + MMFF94).")
+@click.option("--ensemble", type=click.Choice(["nve", "langevin"]), default="langevin", show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0), default=300.0, show_default=True, help="K")
+@click.option("--timestep", type=click.FloatRange(min=0, min_open=True, max=10), default=0.5, show_default=True, help="fs")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--friction", type=click.FloatRange(min=0), default=0.01, show_default=True, help="Langevin friction, 1/fs")
+@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between frames/log rows.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Velocities, Langevin noise and the SMILES embedding.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Trajectory (.extxyz); the log goes to <output>.csv and the plot to <output>.png.")
+def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, friction, log_every, seed, dtype, output):
+    """Molecular dynamics with a neural-network potential (ASE): trajectory, CSV log and energy plot."""
+    import chemzoo
+    from chemzoo.potentials.calculator import check_structure
+    from chemzoo.potentials.md import atoms_from_smiles, plot_energies, read_structure, run_md, write_log
+
+    if (structure is None) == (smiles is None):
+        raise click.UsageError("give exactly one of --structure FILE or --smiles SMILES")
+    if output.suffix.lower() not in {".extxyz", ".xyz"}:
+        raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
+    check_writable(output)
+    atoms = read_structure(structure) if structure else atoms_from_smiles(smiles, seed)
+    calc = chemzoo.calculator(model_name, dtype=dtype)
+    check_structure(atoms, calc.potential.config.elements, calc.min_distance)
+    atoms.calc = calc
+    result = run_md(atoms, ensemble, temperature, timestep, steps, output, log_every, friction, seed)
+    log_path, plot_path = output.with_suffix(".csv"), output.with_suffix(".png")
+    write_log(log_path, result.log)
+    title = f"{len(atoms)} atoms, {ensemble} {temperature:g} K, {timestep:g} fs"
+    plot_energies(plot_path, result.log, len(atoms), title)
+    drift = (result.log[-1]["total_eV"] - result.log[0]["total_eV"]) / len(atoms)
+    click.echo(f"{result.frames} frames -> {output}; log {log_path}; plot {plot_path}; "
+               f"total-energy change {1000 * drift:+.2f} meV/atom", err=True)
+    if result.blew_up:
+        raise click.ClickException(f"the simulation blew up at t = {result.log[-1]['time_fs'] if result.log else 0:g} fs "
+                                   "(non-finite or runaway energy); frames up to then are saved; try a smaller --timestep")
+
+
 if __name__ == "__main__":
     sys.exit(main())

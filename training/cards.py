@@ -34,8 +34,10 @@ def evaluation_table(evaluation: dict) -> str:
 
 def render_card(family: str, metadata: dict) -> str:
     """Card text: every ``$key`` of the template filled from ``metadata`` (nested ``metrics`` flattened)."""
-    values = {k: _fmt(v) for k, v in metadata.items() if not isinstance(v, dict)}
+    values = {k: _fmt(v) for k, v in metadata.items() if not isinstance(v, (dict, list))}
+    values.update({k: " ".join(map(str, v)) for k, v in metadata.items() if isinstance(v, list)})
     values.update({k: _fmt(v) for k, v in metadata.get("metrics", {}).items()})
+    values.update({k: _fmt(v) for k, v in metadata.get("test_errors", {}).items()})
     values["run_json"] = json.dumps(metadata.get("run", {}), indent=2)
     values["evaluation_table"] = evaluation_table(metadata.get("evaluation", {}))
     return Template((CARDS / f"{family}.md").read_text()).safe_substitute(values)

@@ -13,8 +13,8 @@ from chemzoo.lm.model import save_chemgpt
 from chemzoo.lm.molecules import canonical_smiles
 from training.cards import render_card
 
-RESULTS_COLUMNS = ["family", "model", "preset", "params", "n_train", "epochs", "steps", "seed",
-                   "train_loss", "val_loss", "wall_time_s"]
+RESULTS_COLUMNS = ["family", "model", "preset", "architecture", "params", "n_train", "epochs", "steps", "seed",
+                   "train_loss", "val_loss", "test_energy_mae_meV_per_atom", "test_force_mae_meV_per_A", "wall_time_s"]
 
 
 def read_curve(logs: Path) -> list[dict]:
@@ -50,21 +50,28 @@ def append_result(results_csv: Path, row: dict) -> None:
         w.writerow(row)
 
 
-def finish_run(out: Path, run: dict, model, tokenizer, train_smiles: list[str], wall_time_s: float | None) -> dict:
+def record_run(out: Path, run: dict, params: int, wall_time_s: float | None, extra: dict | None = None) -> dict:
+    """Write ``curve.csv`` and ``metrics.json`` and append the run's row to ``results.csv``."""
     curve = read_curve(out / "logs")
+    keys = ["step", "epoch", *sorted({k for r in curve for k in r} - {"step", "epoch"})]
     with open(out / "curve.csv", "w", newline="") as f:
-        keys = ["step", "epoch", "train_loss", "val_loss"]
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(curve)
     wall = None if wall_time_s is None else round(wall_time_s, 1)
-    metrics = {**summarize(curve), "params": model.num_parameters(), "wall_time_s": wall}
+    metrics = {**summarize(curve), "params": params, "wall_time_s": wall, **(extra or {})}
     (out / "metrics.json").write_text(json.dumps({"run": run, "metrics": metrics}, indent=2) + "\n")
+    append_result(out / "results.csv", {**run, **metrics, "model": run["name"]})
+    return metrics
+
+
+def finish_run(out: Path, run: dict, model, tokenizer, train_smiles: list[str], wall_time_s: float | None) -> dict:
+    """End of a ChemGPT run: its records and the Hugging Face checkpoint folder."""
+    metrics = record_run(out, run, model.num_parameters(), wall_time_s)
     canonical = [c for c in (canonical_smiles(s) for s in train_smiles) if c]
     metadata = {"name": run["name"], "family": "chemgpt", "preset": run["preset"], "params": metrics["params"],
                 "n_train": run["n_train"], "training_data": "MOSES train (random subset)", "seed": run["seed"],
                 "metrics": metrics, "run": run}
     card = render_card("chemgpt", metadata)
     save_chemgpt(out / "checkpoint", model, tokenizer, metadata, training_smiles=canonical, card=card)
-    append_result(out / "results.csv", {**run, **metrics, "model": run["name"]})
     return metrics

@@ -41,7 +41,7 @@ class ChemGPTModule(L.LightningModule):
         self._val.clear()
         total = self.all_gather(total)
         total = total.sum(0) if total.dim() > 1 else total
-        self.log("val_loss", total[0] / total[1].clamp(min=1), prog_bar=True, rank_zero_only=True, sync_dist=False)
+        self.log("val_loss", total[0] / total[1].clamp(min=1), prog_bar=True)  # same on every rank
 
     def configure_optimizers(self):
         hp = self.hparams

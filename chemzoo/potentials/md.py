@@ -1,0 +1,139 @@
+"""Molecular dynamics with ASE: structures from files or SMILES, NVE or Langevin, logs and a plot.
+
+Units: temperature K, timestep fs, energies eV, time in the log fs.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.io import read, write
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.verlet import VelocityVerlet
+from tqdm.auto import tqdm
+
+from chemzoo.errors import ChemzooError, InvalidMoleculeError
+
+LOG_COLUMNS = ["time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature_K"]
+
+
+def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
+    """A 3D structure for a SMILES: hydrogens added, RDKit ETKDG embedding, MMFF94 relaxation (Å)."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: RDKit cannot parse it")
+    mol = Chem.AddHs(mol)
+    params = AllChem.ETKDGv3()
+    params.randomSeed = seed
+    if AllChem.EmbedMolecule(mol, params) != 0:
+        raise InvalidMoleculeError(f"RDKit cannot embed SMILES {smiles!r} in 3D; give a structure file instead")
+    if AllChem.MMFFHasAllMoleculeParams(mol):
+        AllChem.MMFFOptimizeMolecule(mol, maxIters=500)
+    return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=mol.GetConformer().GetPositions())
+
+
+def read_structure(path: Path) -> Atoms:
+    """The last frame of any file ASE can read; a one-line error otherwise."""
+    try:
+        atoms = read(path, index=-1)
+    except Exception as exc:  # ASE raises many types for unreadable files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ChemzooError(f"cannot read a structure from {path}: {reason}") from None
+    if len(atoms) == 0:
+        raise ChemzooError(f"{path} holds no atoms")
+    return atoms
+
+
+@dataclass
+class MDResult:
+    log: list[dict]
+    frames: int
+    blew_up: bool
+
+
+def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, steps: int, trajectory: Path,
+           log_every: int = 10, friction: float = 0.01, seed: int = 0, progress: bool = True) -> MDResult:
+    """Run MD on ``atoms`` (with a calculator); frames and log rows every ``log_every`` steps.
+
+    ``friction`` is the Langevin friction in 1/fs. Stops early (``blew_up``) if the structure
+    explodes (non-finite energy/positions or a temperature above 10x target + 1000 K), keeping what
+    was written.
+    """
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    Stationary(atoms)
+    if not atoms.pbc.any():
+        ZeroRotation(atoms)
+    if ensemble == "nve":
+        dyn = VelocityVerlet(atoms, timestep=timestep * units.fs)
+    elif ensemble == "langevin":
+        dyn = Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature, friction=friction / units.fs,
+                       rng=rng)
+    else:
+        raise ChemzooError(f"unknown ensemble {ensemble!r}; use nve or langevin")
+    trajectory.unlink(missing_ok=True)
+    log: list[dict] = []
+    state = {"blew_up": False}
+
+    def record():
+        epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
+        temp = atoms.get_temperature()
+        if not (np.isfinite(epot) and np.isfinite(atoms.positions).all()) or temp > 10 * temperature + 1000:
+            state["blew_up"] = True
+            raise StopIteration
+        log.append(dict(time_fs=dyn.nsteps * timestep, potential_eV=epot, kinetic_eV=ekin, total_eV=epot + ekin,
+                        temperature_K=temp))
+        write(trajectory, atoms, format="extxyz", append=True)
+
+    bar = tqdm(total=steps, desc=f"MD ({ensemble})", unit="step", disable=not progress)
+    record()
+    try:
+        while dyn.nsteps < steps and not state["blew_up"]:
+            n = min(log_every, steps - dyn.nsteps)
+            dyn.run(n)
+            bar.update(n)
+            record()
+    except StopIteration:
+        pass
+    bar.close()
+    return MDResult(log, len(log), state["blew_up"])
+
+
+def write_log(path: Path, log: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        w.writeheader()
+        w.writerows(log)
+
+
+def plot_energies(path: Path, log: list[dict], n_atoms: int, title: str) -> None:
+    """PNG against time (fs): potential and kinetic energy (eV, each from its start), the total-energy
+    drift (meV/atom) and the temperature (K)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [r["time_fs"] for r in log]
+    fig, (ax, ax_drift, ax_t) = plt.subplots(3, 1, figsize=(7, 7), sharex=True, height_ratios=[2, 1, 1])
+    for key, label in (("potential_eV", "potential"), ("kinetic_eV", "kinetic")):
+        ax.plot(t, [r[key] - log[0][key] for r in log], label=label)
+    ax.set_ylabel("E − E(0) (eV)")
+    ax.legend(loc="best")
+    ax.set_title(title)
+    ax_drift.plot(t, [1000 * (r["total_eV"] - log[0]["total_eV"]) / n_atoms for r in log], color="black")
+    ax_drift.set_ylabel("total drift\n(meV/atom)")
+    ax_t.plot(t, [r["temperature_K"] for r in log], color="tab:red")
+    ax_t.set_ylabel("temperature (K)")
+    ax_t.set_xlabel("time (fs)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,82 @@
+"""The xTB dataset (real GFN2-xTB labels, split by molecule, resumable) and potential training."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chemzoo
+from training.potentials.dataset import build_chunk, load_dataset
+from training.potentials.train import train
+
+SLICE = Path(__file__).parent / "data" / "xtb-moses-200"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(SLICE)
+
+
+def test_labels_are_gfn2_xtb_energies_and_forces(data):
+    from ase import Atoms
+    from tblite.ase import TBLite
+
+    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
+    for k in (0, 777):
+        a, b = starts[k], starts[k + 1]
+        atoms = Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
+        atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+        assert atoms.get_potential_energy() == pytest.approx(data["energy"][k], abs=1e-6)
+        np.testing.assert_allclose(atoms.get_forces(), data["forces"][a:b], atol=1e-3)  # SCF restarts differ slightly
+
+
+def test_splits_are_by_molecule(data):
+    by_split = {s: set(data["mol_index"][data["split"] == s]) for s in ("train", "val", "test")}
+    assert all(by_split.values())
+    assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"] or by_split["val"] & by_split["test"])
+    assert set(np.unique(data["numbers"])) <= {1, 6, 7, 8, 9, 16, 17, 35}
+
+
+def test_finished_chunks_are_not_redone(tmp_path):
+    job = (0, ["CCO"], 0, 2, 0, tmp_path)
+    assert build_chunk(job)[1] == 2
+    chunk = tmp_path / "chunk-00000.npz"
+    stamp = chunk.stat().st_mtime_ns
+    assert build_chunk(job)[1] == 2 and chunk.stat().st_mtime_ns == stamp
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+RUN = dict(family="potential", name="schnet-test", data=str(SLICE), architecture="schnet", features=16,
+           interactions=2, lmax=1, cutoff=4.0, n_train=96, epochs=1, batch_size=16, lr=1e-3, seed=0, devices=1,
+           ckpt_every=50)
+
+
+def test_training_writes_a_checkpoint_the_calculator_loads(tmp_path):
+    metrics = train(RUN, tmp_path)
+    assert metrics["steps"] == 6 and 0 < metrics["test_force_mae_meV_per_A"] < 5000
+    card = (tmp_path / "checkpoint" / "README.md").read_text()
+    assert "schnet" in card and f"{metrics['test_force_mae_meV_per_A']:.4f}" in card
+    row = next(csv.DictReader(open(tmp_path / "results.csv")))
+    assert row["family"] == "potential" and row["n_train"] == "96" and row["architecture"] == "schnet"
+    curve = list(csv.DictReader(open(tmp_path / "curve.csv")))
+    assert any(r.get("val_force_mae_meV_per_A") for r in curve)
+    from ase.build import molecule
+
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = chemzoo.calculator(tmp_path / "checkpoint")
+    assert atoms.get_forces().shape == (9, 3)
+    # fitted reference energies put the total within ~1 eV/atom of xTB (-310 eV for ethanol)
+    assert abs(atoms.get_potential_energy() - (-309.98)) / len(atoms) < 1.0
+
+
+def test_ddp_on_two_cpu_processes(tmp_path, repo_root):
+    cmd = [sys.executable, "-m", "training.potentials.train", "--data", str(SLICE), "--architecture", "painn",
+           "--features", "8", "--interactions", "1", "--n-train", "64", "--epochs", "1", "--batch-size", "8",
+           "--devices", "2", "--out", str(tmp_path)]
+    subprocess.run(cmd, check=True, cwd=repo_root, timeout=600, capture_output=True)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert metrics["steps"] == 4  # 64 structures / (8 per step x 2 processes)

@@ -1,0 +1,150 @@
+"""Potentials: conservative forces, symmetry, periodic cells, checkpoints and the ASE calculator."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+from scipy.spatial.transform import Rotation
+
+import chemzoo
+from chemzoo.errors import ChemzooError
+from chemzoo.potentials.calculator import ChemzooCalculator, InvalidStructureError
+from chemzoo.potentials.model import Potential, PotentialConfig
+
+ELEMENTS = [1, 6, 7, 8, 9, 16, 17, 35]
+SMALL = {"schnet": dict(features=16, interactions=2), "painn": dict(features=16, interactions=2),
+         "nequip": dict(features=4, interactions=2, lmax=2)}
+
+
+def make_potential(architecture, dtypes=("float32", "float64"), seed=0):
+    torch.manual_seed(seed)
+    config = PotentialConfig(architecture, ELEMENTS, 4.0, SMALL[architecture],
+                             reference_energies=[-10.0, -48.0, -71.0, -103.0, -130.0, -95.0, -120.0, -110.0],
+                             energy_scale=1.3, dtypes=list(dtypes))
+    return Potential(config)
+
+
+def calc(architecture, dtype="float64", **kwargs):
+    return ChemzooCalculator(make_potential(architecture), dtype=dtype, **kwargs)
+
+
+@pytest.fixture
+def aspirin():
+    """Aspirin, 21 atoms (Å)."""
+    return Atoms(
+        "C9H8O4",
+        positions=[[2.22, -0.06, 0.04], [1.52, 1.13, 0.1], [0.14, 1.11, 0.07], [-0.57, -0.09, -0.03],
+                   [0.14, -1.29, -0.1], [1.53, -1.26, -0.06], [-2.06, -0.07, -0.09], [-2.77, 1.13, 0.35],
+                   [-4.27, 1.01, 0.21], [3.31, -0.04, 0.07], [2.06, 2.07, 0.18], [-0.38, 2.06, 0.13],
+                   [-0.39, -2.23, -0.19], [2.08, -2.19, -0.1], [-4.64, 0.11, 0.71], [-4.55, 0.93, -0.84],
+                   [-4.73, 1.89, 0.66], [-2.77, -1.2, -0.54], [-2.21, 2.16, 0.72], [-0.38, 2.32, -0.53],
+                   [-1.3, 3.2, -0.6]])
+
+
+@pytest.mark.parametrize("architecture", ["schnet", "painn", "nequip"])
+def test_forces_match_finite_differences(architecture, aspirin):
+    aspirin.calc = calc(architecture)
+    forces = aspirin.get_forces()
+    numeric = calculate_numerical_forces(aspirin, eps=1e-4)
+    np.testing.assert_allclose(forces, numeric, atol=1e-6 * max(1.0, np.abs(forces).max()))
+    assert np.abs(forces).max() > 1e-2  # not trivially zero
+
+
+@pytest.mark.parametrize("architecture", ["schnet", "painn", "nequip"])
+def test_energy_invariant_and_forces_equivariant_under_rotation_and_translation(architecture, aspirin):
+    c = calc(architecture)
+    aspirin.calc = c
+    e, f = aspirin.get_potential_energy(), aspirin.get_forces()
+    moved = aspirin.copy()
+    rotation = Rotation.random(random_state=3).as_matrix()
+    moved.positions = aspirin.positions @ rotation.T + np.array([3.0, -7.5, 12.0])
+    moved.calc = c
+    assert moved.get_potential_energy() == pytest.approx(e, abs=1e-9)
+    np.testing.assert_allclose(moved.get_forces(), f @ rotation.T, atol=1e-9)
+
+
+@pytest.mark.parametrize("architecture", ["schnet", "painn", "nequip"])
+def test_invariant_under_atom_permutation(architecture, aspirin):
+    c = calc(architecture)
+    aspirin.calc = c
+    e, f = aspirin.get_potential_energy(), aspirin.get_forces()
+    order = np.random.default_rng(0).permutation(len(aspirin))
+    shuffled = aspirin[order]
+    shuffled.calc = c
+    assert shuffled.get_potential_energy() == pytest.approx(e, abs=1e-9)
+    np.testing.assert_allclose(shuffled.get_forces(), f[order], atol=1e-9)
+
+
+@pytest.mark.parametrize("architecture", ["schnet", "painn", "nequip"])
+def test_periodic_cell_and_its_supercell_give_the_same_energy_per_atom(architecture):
+    box = Atoms("CO2H2", positions=[[0, 0, 0], [1.2, 0, 0], [-1.2, 0.1, 0], [0.3, 1.0, 0.4], [0.2, -0.9, 0.6]],
+                cell=[[4.1, 0.2, 0.0], [0.0, 3.9, 0.3], [0.1, 0.0, 4.3]], pbc=True)
+    box.wrap()
+    c = calc(architecture)
+    box.calc = c
+    e = box.get_potential_energy()
+    big = box.repeat((2, 2, 2))
+    big.calc = c
+    assert big.get_potential_energy() / len(big) == pytest.approx(e / len(box), abs=1e-9)
+    np.testing.assert_allclose(big.get_forces()[: len(box)], box.get_forces(), atol=1e-9)
+    stress = box.get_stress()
+    np.testing.assert_allclose(stress, calculate_numerical_stress(box, eps=1e-5), atol=1e-6)
+    np.testing.assert_allclose(big.get_stress(), stress, atol=1e-9)
+
+
+def test_stress_is_not_offered_for_a_molecule(aspirin):
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    aspirin.calc = calc("schnet")
+    with pytest.raises(PropertyNotImplementedError, match="periodic"):
+        aspirin.get_stress()
+
+
+def test_checkpoint_round_trip_is_config_and_safetensors(tmp_path, aspirin):
+    potential = make_potential("painn")
+    folder = potential.save_pretrained(tmp_path / "painn")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    a = aspirin.copy()
+    a.calc = ChemzooCalculator(potential, dtype="float64")
+    b = aspirin.copy()
+    b.calc = chemzoo.calculator(folder, dtype="float64")
+    assert b.get_potential_energy() == pytest.approx(a.get_potential_energy(), abs=1e-10)
+    assert isinstance(chemzoo.load(folder), Potential)
+
+
+def test_float32_and_float64_agree(aspirin):
+    a, b = aspirin.copy(), aspirin.copy()
+    potential = make_potential("nequip")
+    a.calc = ChemzooCalculator(potential, dtype="float64")
+    e64 = a.get_potential_energy()
+    b.calc = ChemzooCalculator(potential, dtype="float32")
+    assert b.get_potential_energy() == pytest.approx(e64, rel=1e-6)
+
+
+def test_unsupported_element_names_it_and_the_supported_ones():
+    atoms = Atoms("SiH4", positions=[[0, 0, 0], [0.9, 0.9, 0.9], [-0.9, -0.9, 0.9], [-0.9, 0.9, -0.9], [0.9, -0.9, -0.9]])
+    atoms.calc = calc("schnet")
+    with pytest.raises(InvalidStructureError, match=r"element\(s\) Si not supported.*trained on H C N O F S Cl Br"):
+        atoms.get_potential_energy()
+
+
+def test_overlapping_atoms_and_nan_positions_are_refused(aspirin):
+    clash = aspirin.copy()
+    clash.positions[3] = clash.positions[2] + [0.1, 0.0, 0.0]
+    clash.calc = calc("schnet")
+    with pytest.raises(InvalidStructureError, match=r"atoms \d+ \(C\) and \d+ \(C\) are 0.10 Å apart"):
+        clash.get_potential_energy()
+    broken = aspirin.copy()
+    broken.positions[0, 1] = np.nan
+    broken.calc = calc("schnet")
+    with pytest.raises(InvalidStructureError, match="NaN"):
+        broken.get_potential_energy()
+
+
+def test_float64_request_on_a_float32_only_model_is_refused(tmp_path):
+    folder = make_potential("schnet", dtypes=["float32"]).save_pretrained(tmp_path / "f32")
+    with pytest.raises(ChemzooError, match="cannot run in float64; it supports float32"):
+        chemzoo.calculator(folder, dtype="float64")
+    with pytest.raises(ChemzooError, match="unknown dtype"):
+        ChemzooCalculator(make_potential("schnet"), dtype="float16")
