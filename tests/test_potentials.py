@@ -1,9 +1,12 @@
 """Potentials: conservative forces, symmetry, periodic cells, checkpoints and the ASE calculator."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from ase import Atoms
+from ase.io import read
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from scipy.spatial.transform import Rotation
 
@@ -32,14 +35,7 @@ def calc(architecture, dtype="float64", **kwargs):
 @pytest.fixture
 def aspirin():
     """Aspirin, 21 atoms (Å)."""
-    return Atoms(
-        "C9H8O4",
-        positions=[[2.22, -0.06, 0.04], [1.52, 1.13, 0.1], [0.14, 1.11, 0.07], [-0.57, -0.09, -0.03],
-                   [0.14, -1.29, -0.1], [1.53, -1.26, -0.06], [-2.06, -0.07, -0.09], [-2.77, 1.13, 0.35],
-                   [-4.27, 1.01, 0.21], [3.31, -0.04, 0.07], [2.06, 2.07, 0.18], [-0.38, 2.06, 0.13],
-                   [-0.39, -2.23, -0.19], [2.08, -2.19, -0.1], [-4.64, 0.11, 0.71], [-4.55, 0.93, -0.84],
-                   [-4.73, 1.89, 0.66], [-2.77, -1.2, -0.54], [-2.21, 2.16, 0.72], [-0.38, 2.32, -0.53],
-                   [-1.3, 3.2, -0.6]])
+    return read(Path(__file__).parent / "data" / "aspirin.xyz")
 
 
 @pytest.mark.parametrize("architecture", ["schnet", "painn", "nequip"])

@@ -1,0 +1,151 @@
+"""chemzoo's SchNet against torch-geometric's reference SchNet (and TorchANI's ANI-2x architecture,
+when importable) at equal hyperparameters: energy+forces calls/s and MD steps/s.
+
+    python -m benchmarks.potential [--repeats 5]
+
+SchNetPack, the peer named first, cannot be used on this stack (2.2 needs Python >= 3.12, 2.0.4 fails
+to import on torch 2.13, 2.1.1 does not resolve): torch-geometric's SchNet is the reference
+implementation we time instead. Hyperparameters: 128 features, 6 interactions, 5 Å cutoff, random
+weights (speed does not depend on training). Systems: aspirin (21 atoms) and periodic water boxes
+of ~1,000 and ~8,000 atoms at 1 g/cm^3. Both models get the same vesin neighbour list, rebuilt each
+call; forces by autograd.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.build import molecule
+from ase.calculators.calculator import Calculator, all_changes
+from ase.io import read
+from ase.md.verlet import VelocityVerlet
+from scipy.spatial.transform import Rotation
+
+from chemzoo.potentials.calculator import ChemzooCalculator
+from chemzoo.potentials.graph import build_graph
+from chemzoo.potentials.model import Potential, PotentialConfig
+
+ELEMENTS = [1, 6, 7, 8, 9, 16, 17, 35]
+
+
+def water_box(n_atoms: int, seed: int = 0) -> Atoms:
+    """Water molecules on a jittered lattice at 1 g/cm^3 (about ``n_atoms`` atoms), periodic."""
+    n_mol = n_atoms // 3
+    side = (n_mol * 29.9) ** (1 / 3)  # Å: 29.9 Å^3 per molecule at 1 g/cm^3
+    per_edge = int(np.ceil(n_mol ** (1 / 3)))
+    rng = np.random.default_rng(seed)
+    water = molecule("H2O")
+    positions, symbols = [], []
+    for k in range(n_mol):
+        idx = np.array([k % per_edge, (k // per_edge) % per_edge, k // per_edge**2])
+        rot = Rotation.random(random_state=int(rng.integers(1 << 31))).as_matrix()
+        positions.append((water.positions - water.positions.mean(0)) @ rot.T + (idx + 0.5) * side / per_edge)
+        symbols += water.get_chemical_symbols()
+    atoms = Atoms(symbols, positions=np.concatenate(positions), cell=[side] * 3, pbc=True)
+    atoms.wrap()
+    return atoms
+
+
+def aspirin() -> Atoms:
+    """The 21-atom aspirin geometry the tests use."""
+    return read(Path(__file__).resolve().parent.parent / "tests" / "data" / "aspirin.xyz")
+
+
+class PygSchNetCalculator(Calculator):
+    """ASE wrapper for torch_geometric.nn.models.SchNet fed with vesin edges (periodic images included)."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, cutoff: float = 5.0):
+        super().__init__()
+        from torch_geometric.nn.models import SchNet
+
+        torch.manual_seed(0)
+        self.cutoff = cutoff
+        self.model = SchNet(hidden_channels=128, num_filters=128, num_interactions=6, num_gaussians=50, cutoff=cutoff,
+                            max_num_neighbors=10_000)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        graph = build_graph(self.atoms.numbers, self.atoms.positions, self.cutoff, self.atoms.cell.array, self.atoms.pbc)
+        pos = graph.positions.requires_grad_(True)
+        i, j = graph.edge_index
+
+        def interaction_graph(p, batch):  # PyG's radius_graph needs pyg-lib/torch-cluster; give it our edges
+            return torch.stack([j, i]), (p[j] - p[i] + graph.shifts).norm(dim=-1)
+
+        self.model.interaction_graph = interaction_graph
+        energy = self.model(graph.numbers, pos, graph.batch).sum()
+        forces = -torch.autograd.grad(energy, pos)[0]
+        self.results = {"energy": energy.item(), "forces": forces.numpy()}
+
+
+def ours() -> ChemzooCalculator:
+    torch.manual_seed(0)
+    config = PotentialConfig("schnet", ELEMENTS, 5.0, dict(features=128, interactions=6, num_basis=50))
+    return ChemzooCalculator(Potential(config), dtype="float32", min_distance=0.0)
+
+
+def time_calls(calc, atoms, repeats) -> float:
+    atoms = atoms.copy()
+    atoms.calc = calc
+    rng = np.random.default_rng(0)
+    atoms.get_forces()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        atoms.positions += rng.normal(0, 1e-3, atoms.positions.shape)  # a new geometry each call
+        atoms.get_forces()
+    return repeats / (time.perf_counter() - start)
+
+
+def time_md(calc, atoms, steps) -> float:
+    atoms = atoms.copy()
+    atoms.calc = calc
+    dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
+    dyn.run(1)
+    start = time.perf_counter()
+    dyn.run(steps)
+    return steps / (time.perf_counter() - start)
+
+
+@click.command()
+@click.option("--repeats", default=5, show_default=True, help="Calls (and MD steps) per measurement.")
+def main(repeats):
+    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print("# SchNet 128 features, 6 interactions, 5 Å cutoff, 50 radial functions, float32, random weights")
+    systems = {"aspirin (21 atoms)": aspirin(), "water box": water_box(1000), "water box ": water_box(8000)}
+    peers = {"chemzoo SchNet": ours(), "torch-geometric SchNet": PygSchNetCalculator()}
+    rows, per_call = [], {}
+    for label, atoms in systems.items():
+        n = repeats if len(atoms) < 2000 else max(2, repeats // 2)
+        results = {name: (time_calls(calc, atoms, n * 4 if len(atoms) < 100 else n),
+                          time_md(calc, atoms, n * 4 if len(atoms) < 100 else n)) for name, calc in peers.items()}
+        base = results["torch-geometric SchNet"][0]
+        for name, (calls, steps) in results.items():
+            per_call[(name, len(atoms))] = 1 / calls
+            rows.append((f"{label.strip()} ({len(atoms)} atoms)" if "box" in label else label, name,
+                         f"{calls:.2f}", f"{steps:.2f}", f"{calls / base:.2f}x"))
+    print("| system | model | energy+forces calls/s | MD steps/s | speed-up vs torch-geometric |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    sizes = sorted({n for _, n in per_call if n > 100})
+    for name in peers:
+        ratio = per_call[(name, sizes[1])] / per_call[(name, sizes[0])]
+        print(f"# {name}: time per call grows {ratio:.1f}x from {sizes[0]} to {sizes[1]} atoms "
+              f"({sizes[1] / sizes[0]:.1f}x the atoms; linear would be {sizes[1] / sizes[0]:.1f}x)")
+    try:
+        import torchani  # noqa: F401
+        print("# TorchANI: importable; ANI2x() downloads its weights at first use, so it cannot run offline here")
+    except ImportError:
+        print("# TorchANI: not installed in this environment (install it in a separate venv to compare)")
+
+
+if __name__ == "__main__":
+    main()
