@@ -75,6 +75,9 @@ def _model_option(f):
 @click.version_option(package_name="chemzoo")
 def main():
     """chemzoo: pretrained ChemGPT language models and neural-network potentials at many sizes."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # loading a small checkpoint is instant: no bar for it
 
 
 @main.group(invoke_without_command=True)
