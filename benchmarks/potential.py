@@ -57,6 +57,14 @@ def aspirin() -> Atoms:
     return read(Path(__file__).resolve().parent.parent / "tests" / "data" / "aspirin.xyz")
 
 
+class GivenEdges(torch.nn.Module):
+    """Stands in for PyG's RadiusInteractionGraph (which needs pyg-lib/torch-cluster): our vesin edges."""
+
+    def forward(self, pos, batch):
+        i, j = self.edge_index
+        return torch.stack([j, i]), (pos[j] - pos[i] + self.shifts).norm(dim=-1)
+
+
 class PygSchNetCalculator(Calculator):
     """ASE wrapper for torch_geometric.nn.models.SchNet fed with vesin edges (periodic images included)."""
 
@@ -70,17 +78,13 @@ class PygSchNetCalculator(Calculator):
         self.cutoff = cutoff
         self.model = SchNet(hidden_channels=128, num_filters=128, num_interactions=6, num_gaussians=50, cutoff=cutoff,
                             max_num_neighbors=10_000)
+        self.model.interaction_graph = GivenEdges()
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         graph = build_graph(self.atoms.numbers, self.atoms.positions, self.cutoff, self.atoms.cell.array, self.atoms.pbc)
         pos = graph.positions.requires_grad_(True)
-        i, j = graph.edge_index
-
-        def interaction_graph(p, batch):  # PyG's radius_graph needs pyg-lib/torch-cluster; give it our edges
-            return torch.stack([j, i]), (p[j] - p[i] + graph.shifts).norm(dim=-1)
-
-        self.model.interaction_graph = interaction_graph
+        self.model.interaction_graph.edge_index, self.model.interaction_graph.shifts = graph.edge_index, graph.shifts
         energy = self.model(graph.numbers, pos, graph.batch).sum()
         forces = -torch.autograd.grad(energy, pos)[0]
         self.results = {"energy": energy.item(), "forces": forces.numpy()}

@@ -2,7 +2,7 @@
 
     python benchmarks/sampler.py [--n 512] [--max-length 64] [--repeats 3]
 
-Prints tokens/s and molecules/s for both, their ratio, and the fraction of the matmul bound
+At each batch size, prints tokens/s and molecules/s for both, their ratio, and the fraction of the matmul bound
 (2 x parameters x tokens/s over a measured large fp32 matmul FLOP/s). Models: the bundled default
 (trained) and the published ChemGPT-4.7M shape (24 layers, hidden 128, vocab 669; random weights).
 """
@@ -39,53 +39,55 @@ def published_4_7m() -> GPTNeoForCausalLM:
     return GPTNeoForCausalLM(config).eval()
 
 
-def run_ours(model, n, max_length, seed):
+def run_ours(model, n, batch, max_length, seed):
     start = time.perf_counter()
-    seqs = sample_tokens(model, n, seed=seed, batch_size=n, max_length=max_length)
+    seqs = sample_tokens(model, n, seed=seed, batch_size=batch, max_length=max_length)
     return sum(len(s) + 1 for s in seqs), time.perf_counter() - start  # + the closing [SEP]
 
 
 @torch.inference_mode()
-def run_generate(model, n, max_length, seed):
+def run_generate(model, n, batch, max_length, seed):
     torch.manual_seed(seed)
-    start = time.perf_counter()
-    out = model.generate(torch.full((n, 1), CLS_ID), attention_mask=torch.ones(n, 1, dtype=torch.long),
-                         do_sample=True, top_k=0, temperature=1.0, max_length=max_length, min_new_tokens=1,
-                         suppress_tokens=[0, 1, 2, 4], eos_token_id=SEP_ID, pad_token_id=PAD_ID, use_cache=True)
-    seconds = time.perf_counter() - start
-    new = out[:, 1:]
-    tokens = 0
-    for row in new.tolist():
-        tokens += row.index(SEP_ID) + 1 if SEP_ID in row else len(row)
-    return tokens, seconds
+    start, tokens = time.perf_counter(), 0
+    for first in range(0, n, batch):
+        b = min(batch, n - first)
+        out = model.generate(torch.full((b, 1), CLS_ID), attention_mask=torch.ones(b, 1, dtype=torch.long),
+                             do_sample=True, top_k=0, temperature=1.0, max_length=max_length, min_new_tokens=1,
+                             suppress_tokens=[0, 1, 2, 4], eos_token_id=SEP_ID, pad_token_id=PAD_ID, use_cache=True)
+        for row in out[:, 1:].tolist():
+            tokens += row.index(SEP_ID) + 1 if SEP_ID in row else len(row)
+    return tokens, time.perf_counter() - start
 
 
 @click.command()
-@click.option("--n", default=512, show_default=True, help="Molecules per run (one batch).")
+@click.option("--n", default=512, show_default=True, help="Molecules per run.")
+@click.option("--batch", "batches", multiple=True, type=int, default=(64, 512), show_default=True,
+              help="Batch sizes to compare at (repeatable).")
 @click.option("--max-length", default=64, show_default=True, help="Tokens per molecule at most ([CLS] included).")
 @click.option("--repeats", default=3, show_default=True, help="Best of this many runs each.")
 @click.option("--threads", default=None, type=int, help="torch threads [default: torch's choice].")
-def main(n, max_length, repeats, threads):
+def main(n, batches, max_length, repeats, threads):
     if threads:
         torch.set_num_threads(threads)
     flops = matmul_flops()
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}; fp32 matmul {flops / 1e9:.1f} GFLOP/s")
-    print(f"# n={n} molecules in one batch, max_length={max_length}, temperature 1.0, seed 0, best of {repeats}")
-    header = ("model", "params", "sampler", "tokens/s", "molecules/s", "matmul bound", "speed-up")
+    print(f"# n={n} molecules, max_length={max_length}, temperature 1.0, no top-k/top-p, seed 0, best of {repeats}")
+    header = ("model", "params", "batch", "sampler", "tokens/s", "molecules/s", "matmul bound", "speed-up")
     rows = []
     for label, model in (("bundled " + chemzoo.default_model().name, chemzoo.load().model),
                          ("ChemGPT-4.7M shape (random)", published_4_7m())):
         params = model.num_parameters()
-        results = {}
-        for name, fn in (("transformers generate", run_generate), ("chemzoo", run_ours)):
-            best = min((fn(model, n, max_length, seed=0) for _ in range(repeats)), key=lambda r: r[1] / r[0])
-            results[name] = best
-        base = results["transformers generate"][0] / results["transformers generate"][1]
-        for name, (tokens, seconds) in results.items():
-            tps = tokens / seconds
-            rows.append((label, f"{params / 1e6:.2f}M", name, f"{tps:,.0f}", f"{n / seconds:,.1f}",
-                         f"{2 * params * tps / flops:.1%}", f"{tps / base:.2f}x"))
+        for batch in batches:
+            results = {}
+            for name, fn in (("transformers generate", run_generate), ("chemzoo", run_ours)):
+                runs = [fn(model, n, batch, max_length, seed=0) for _ in range(repeats)]
+                results[name] = min(runs, key=lambda r: r[1] / r[0])
+            base = results["transformers generate"][0] / results["transformers generate"][1]
+            for name, (tokens, seconds) in results.items():
+                tps = tokens / seconds
+                rows.append((label, f"{params / 1e6:.2f}M", str(batch), name, f"{tps:,.0f}", f"{n / seconds:,.1f}",
+                             f"{2 * params * tps / flops:.1%}", f"{tps / base:.2f}x"))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

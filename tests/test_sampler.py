@@ -110,3 +110,13 @@ def test_invalid_smiles_are_reported_not_raised_and_unknown_symbols_warn(gpt):
     assert rows[0].error is None and rows[0].log_likelihood < 0
     assert "invalid SMILES 'C1CC'" in rows[1].error and rows[1].log_likelihood is None
     assert rows[2].error is None and rows[2].log_likelihood < rows[0].log_likelihood
+
+
+@pytest.mark.slow
+def test_bundled_model_meets_the_moses_bar_on_10k_samples(gpt):
+    """Issue 3's bar on 10,000 samples at temperature 1.0 (novelty here: against its own training set)."""
+    result = chemzoo.sample(gpt, n=10_000, seed=0)
+    assert validity(result.smiles) == 1.0
+    assert uniqueness(result.smiles, 10_000) >= 0.99
+    assert novelty(result.smiles, gpt.in_training_set) >= 0.80
+    assert internal_diversity(result.smiles) >= 0.85

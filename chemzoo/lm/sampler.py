@@ -49,6 +49,47 @@ def check_settings(n: int, temperature: float, top_k: int | None, top_p: float |
         raise ValueError(f"batch size must be positive, got {batch_size}")
 
 
+class KVCache:
+    """Keys and values of every layer, each (capacity, batch, heads, head_dim).
+
+    Position-major, so writing one step is a contiguous block. The capacity grows by doubling up to
+    ``max_length`` (short molecules never pay for the longest possible one); dropping finished rows
+    copies only the rows that must move (``compact``).
+    """
+
+    def __init__(self, layers: int, batch: int, heads: int, head_dim: int, max_length: int, like: torch.Tensor):
+        self.max_length = max_length
+        capacity = min(64, max_length)
+        self.keys = [like.new_empty(capacity, batch, heads, head_dim) for _ in range(layers)]
+        self.values = [like.new_empty(capacity, batch, heads, head_dim) for _ in range(layers)]
+
+    def make_room(self, pos: int) -> None:
+        capacity = self.keys[0].shape[0]
+        if pos < capacity:
+            return
+        grown = min(self.max_length, 2 * capacity)
+        for store in (self.keys, self.values):
+            for i, t in enumerate(store):
+                bigger = t.new_empty(grown, *t.shape[1:])
+                bigger[:capacity] = t
+                store[i] = bigger
+
+    def compact(self, live: torch.Tensor) -> torch.Tensor:
+        """Move the live rows (a bool mask) into the first ``live.sum()`` rows, copying only the rows
+        that sit behind a finished one, and drop the rest (a view). Returns the new row order."""
+        n = int(live.sum())
+        order = torch.arange(n)
+        holes = torch.nonzero(~live[:n]).flatten()
+        movers = torch.nonzero(live[n:]).flatten() + n
+        order[holes] = movers
+        for store in (self.keys, self.values):
+            for i, t in enumerate(store):
+                if len(holes):
+                    t.index_copy_(1, holes.to(t.device), t.index_select(1, movers.to(t.device)))
+                store[i] = t[:, :n]
+        return order
+
+
 class NeoDecoder:
     """Incremental GPT-Neo forward pass reading the weights of a ``GPTNeoForCausalLM`` (no copies)."""
 
@@ -72,22 +113,23 @@ class NeoDecoder:
                 fc=(block.mlp.c_fc.weight, block.mlp.c_fc.bias), proj=(block.mlp.c_proj.weight, block.mlp.c_proj.bias),
             ))
 
-    def new_cache(self, batch: int, length: int) -> torch.Tensor:
-        """Keys and values for every layer: (layers, 2, batch, heads, length, head_dim)."""
-        return self.wte.new_empty(len(self.blocks), 2, batch, self.heads, length, self.d)
+    def new_cache(self, batch: int, max_length: int) -> "KVCache":
+        return KVCache(len(self.blocks), batch, self.heads, self.d, max_length, self.wte)
 
-    def step(self, tokens: torch.Tensor, pos: int, cache: torch.Tensor) -> torch.Tensor:
+    def step(self, tokens: torch.Tensor, pos: int, cache: "KVCache") -> torch.Tensor:
         """Logits (batch, vocab) for the next token, given this step's tokens at position ``pos``."""
         b = tokens.shape[0]
+        cache.make_room(pos)
         x = self.wte[tokens] + self.wpe[pos]
         for i, blk in enumerate(self.blocks):
             a = F.layer_norm(x, (self.h,), *blk["ln1"], self.eps)
-            q, k, v = (a @ blk["qkv"].T).view(b, 3, self.heads, 1, self.d).unbind(1)
-            cache[i, 0, :, :, pos : pos + 1] = k
-            cache[i, 1, :, :, pos : pos + 1] = v
+            q, k, v = (a @ blk["qkv"].T).view(b, 3, self.heads, self.d).unbind(1)
+            cache.keys[i][pos] = k
+            cache.values[i][pos] = v
             start = max(0, pos + 1 - self.window) if blk["local"] else 0
-            keys, values = cache[i, 0, :, :, start : pos + 1], cache[i, 1, :, :, start : pos + 1]
-            att = (q @ keys.transpose(-1, -2)).softmax(-1) @ values  # GPT-Neo does not scale by 1/sqrt(d)
+            keys = cache.keys[i][start : pos + 1].permute(1, 2, 3, 0)  # (batch, heads, head_dim, time), a view
+            values = cache.values[i][start : pos + 1].permute(1, 2, 0, 3)  # (batch, heads, time, head_dim)
+            att = (q.unsqueeze(2) @ keys).softmax(-1) @ values  # GPT-Neo does not scale by 1/sqrt(d)
             x = x + F.linear(att.reshape(b, self.h), *blk["out"])
             m = F.layer_norm(x, (self.h,), *blk["ln2"], self.eps)
             x = x + F.linear(F.gelu(F.linear(m, *blk["fc"]), approximate="tanh"), *blk["proj"])
@@ -146,11 +188,9 @@ def sample_tokens(model, n: int, temperature: float = 1.0, top_k: int | None = N
             if last or all(d is not None for d in done):
                 break
             if retired_since_compaction.sum() * 4 >= len(rows):  # compact: drop finished rows from the cache
-                keep = torch.nonzero(~retired_since_compaction).flatten()
-                compact = decoder.new_cache(len(keep), max_length)
-                compact[..., : pos + 1, :] = cache[:, :, keep, :, : pos + 1]  # only the filled positions
-                cache, seqs, tokens, rows = compact, seqs[keep], tokens[keep], rows[keep]
-                retired_since_compaction = torch.zeros(len(keep), dtype=torch.bool)
+                order = cache.compact(~retired_since_compaction)
+                seqs, tokens, rows = seqs[order], tokens[order.to(tokens.device)], rows[order]
+                retired_since_compaction = torch.zeros(len(order), dtype=torch.bool)
             else:  # rows already retired keep computing until the next compaction; their output is ignored
                 tokens = tokens.masked_fill(retired_since_compaction.to(tokens.device), SEP_ID)
         out.extend(done)
