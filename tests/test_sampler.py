@@ -120,3 +120,13 @@ def test_bundled_model_meets_the_moses_bar_on_10k_samples(gpt):
     assert uniqueness(result.smiles, 10_000) >= 0.99
     assert novelty(result.smiles, gpt.in_training_set) >= 0.80
     assert internal_diversity(result.smiles) >= 0.85
+
+
+def test_draw_follows_the_distribution_and_never_picks_impossible_tokens():
+    from chemzoo.lm.sampler import draw
+
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2]]).repeat(20_000, 1)
+    tokens = draw(probs, torch.Generator().manual_seed(0))
+    counts = torch.bincount(tokens, minlength=5).float() / len(tokens)
+    assert counts[0] == 0 and counts[2] == 0
+    torch.testing.assert_close(counts, probs[0], atol=0.015, rtol=0)
