@@ -126,6 +126,6 @@ def test_published_chemgpt_layout_loads_unchanged_from_the_hub_cache(hub_env, pu
     assert len(gpt.tokenizer) == 669
     assert abs(gpt.num_parameters - 4.7e6) / 4.7e6 < 0.1
     result = chemzoo.sample(gpt, n=4, seed=0, max_length=12)
-    assert len(result.selfies) == 4 and all(s.startswith("[") for s in result.selfies)
+    assert len(result.selfies) == 4 and all(s and "##" not in s for s in result.selfies)  # random weights: any tokens
     config = json.loads((published_layout / "config.json").read_text())
     assert config["bos_token_id"] == 50256  # loading did not rewrite the user's files

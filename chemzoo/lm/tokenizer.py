@@ -100,6 +100,7 @@ def encode(tokenizer: PreTrainedTokenizerFast, selfies: str, strict: bool = Fals
 
 
 def decode_selfies(tokenizer: PreTrainedTokenizerFast, ids: Iterable[int]) -> str:
-    """The SELFIES string for token ids, specials dropped (the WordPiece decoder would add spaces)."""
+    """The SELFIES string for token ids, specials dropped (the WordPiece decoder would add spaces);
+    WordPiece continuation pieces (``##x``, in the published vocabulary) are glued on."""
     tokens = tokenizer.convert_ids_to_tokens([i for i in ids if i >= len(SPECIAL_TOKENS)])
-    return "".join(tokens)
+    return "".join(t[2:] if t.startswith("##") else t for t in tokens)
