@@ -70,6 +70,7 @@ def test_filters_keep_the_right_tokens():
     (dict(n=5, temperature=math.nan), "temperature must be a positive number"),
     (dict(n=5, top_p=1.5), "top-p must be in"),
     (dict(n=5, top_k=0), "top-k must be a positive integer"),
+    (dict(n=5, max_length=1), "max_length must be at least 2"),
 ])
 def test_bad_sampling_settings_are_refused(gpt, kwargs, message):
     with pytest.raises(ValueError, match=message):

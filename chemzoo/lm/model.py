@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from transformers import GenerationConfig, GPTNeoForCausalLM, PreTrainedTokenizerFast
 
 from chemzoo.lm.tokenizer import CLS_ID, PAD_ID, SEP_ID, load_tokenizer
@@ -87,10 +86,3 @@ def save_chemgpt(path: str | Path, model: GPTNeoForCausalLM, tokenizer: PreTrain
     if card is not None:
         (path / "README.md").write_text(card)
     return path
-
-
-@torch.no_grad()
-def _check_roundtrip(path: Path) -> None:  # pragma: no cover - used by training as a final sanity check
-    from transformers import AutoModelForCausalLM
-
-    AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)

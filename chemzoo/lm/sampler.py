@@ -1,9 +1,9 @@
-"""Batched ancestral sampling from a ChemGPT with a preallocated key/value cache.
+"""Batched ancestral sampling from a ChemGPT with a key/value cache.
 
 A lean decoder over the weights of a ``GPTNeoForCausalLM`` (same arithmetic: no attention
 scaling, gelu_new, global/local layers), so each step is a handful of matmuls rather than a trip
-through ``generate``'s machinery. Finished molecules are retired from the batch (the cache is
-compacted once a quarter of the rows are done). Sampling is seeded by a private generator: the
+through ``generate``'s machinery: the cache is written in place, never concatenated. Finished
+molecules are retired from the batch (the cache is compacted once a quarter of the rows are done). Sampling is seeded by a private generator: the
 same seed, batch size and settings give the same molecules.
 """
 
@@ -36,7 +36,8 @@ class Samples:
         return len(self.smiles)
 
 
-def check_settings(n: int, temperature: float, top_k: int | None, top_p: float | None, batch_size: int) -> None:
+def check_settings(n: int, temperature: float, top_k: int | None, top_p: float | None, batch_size: int,
+                   max_length: int | None = None) -> None:
     if n <= 0:
         raise ValueError(f"number of molecules must be positive, got {n}")
     if not temperature > 0 or math.isinf(temperature):
@@ -47,6 +48,8 @@ def check_settings(n: int, temperature: float, top_k: int | None, top_p: float |
         raise ValueError(f"top-p must be in (0, 1], got {top_p}")
     if batch_size <= 0:
         raise ValueError(f"batch size must be positive, got {batch_size}")
+    if max_length is not None and max_length < 2:
+        raise ValueError(f"max_length must be at least 2 ([CLS] and one token), got {max_length}")
 
 
 class KVCache:
@@ -164,7 +167,7 @@ def sample_tokens(model, n: int, temperature: float = 1.0, top_k: int | None = N
                   seed: int = 0, batch_size: int = 512, max_length: int | None = None,
                   progress: bool = False) -> list[list[int]]:
     """Token ids (without [CLS]/[SEP]) of ``n`` sampled sequences from a ``GPTNeoForCausalLM``."""
-    check_settings(n, temperature, top_k, top_p, batch_size)
+    check_settings(n, temperature, top_k, top_p, batch_size, max_length)
     decoder = NeoDecoder(model)
     max_length = min(max_length or decoder.max_positions, decoder.max_positions)
     generator = torch.Generator(device=decoder.wte.device).manual_seed(seed)
