@@ -38,13 +38,14 @@ def check_folder(folder: Path) -> dict:
 def registry_row(folder: Path, name: str, bundled: bool, default: bool, description: str) -> dict:
     meta = check_folder(folder)
     files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
-    extra = {k: meta[k] for k in ("preset", "elements", "cutoff", "test_errors") if k in meta}
+    extra = {k: meta[k] for k in ("preset", "architecture", "elements", "cutoff", "test_errors") if k in meta}
     return dict(name=name, family=meta["family"], params=int(meta["params"]), n_train=int(meta["n_train"]),
                 hub_repo=f"{HUB_ORG}/{name}", revision="main", files=files, bundled=bundled, default=default,
                 training_data=meta.get("training_data", ""), description=description, extra=extra)
 
 
-def write_registry_row(row: dict, registry: Path = REGISTRY_FILE) -> None:
+def write_registry_row(row: dict, registry: Path | None = None) -> None:
+    registry = registry or REGISTRY_FILE  # looked up at call time (tests point it elsewhere)
     data = json.loads(registry.read_text()) if registry.exists() else {"models": []}
     models = [m for m in data["models"] if m["name"] != row["name"]]
     if row["default"]:

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from chemzoo.hub import sha256
 from chemzoo.registry import default_model
+from chemzoo.registry import REGISTRY_FILE as REGISTRY_FILE_REAL
 from hub_upload.stage import check_folder, main, registry_row, write_registry_row
 
 
@@ -39,9 +40,12 @@ def test_pickled_files_and_missing_cards_are_refused(tmp_path):
 def test_dry_run_lists_files_and_never_prints_a_token(tmp_path, monkeypatch):
     import hub_upload.stage as stage
 
+    real_registry = stage.REGISTRY_FILE.read_text()
     monkeypatch.setattr(stage, "REGISTRY_FILE", tmp_path / "registry.json")
     monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
     result = CliRunner().invoke(main, [str(default_model().bundled_dir), "--name", "chemgpt-copy"])
     assert result.exit_code == 0, result.output
+    assert "chemgpt-copy" in (tmp_path / "registry.json").read_text()
+    assert REGISTRY_FILE_REAL.read_text() == real_registry  # the package's registry is untouched
     assert "would upload model.safetensors" in result.output and "chemzoo/chemgpt-copy" in result.output
     assert "hf_secret_token_value" not in result.output

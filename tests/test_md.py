@@ -71,3 +71,10 @@ def read_si():
     from ase import Atoms
 
     return Atoms("SiH4", positions=[[0, 0, 0], [0.9, 0.9, 0.9], [-0.9, -0.9, 0.9], [-0.9, 0.9, -0.9], [0.9, -0.9, -0.9]])
+
+
+def test_md_runs_on_the_bundled_default_potential(tmp_path):
+    out = tmp_path / "default.extxyz"
+    result = run("--smiles", "CCO", "--steps", 20, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert len(read(out, index=":")) == 3

@@ -144,3 +144,24 @@ def test_float64_request_on_a_float32_only_model_is_refused(tmp_path):
         chemzoo.calculator(folder, dtype="float64")
     with pytest.raises(ChemzooError, match="unknown dtype"):
         ChemzooCalculator(make_potential("schnet"), dtype="float16")
+
+
+def test_bundled_potential_is_registered_and_close_to_xtb_on_held_out_molecules():
+    from chemzoo.registry import default_model
+    from training.potentials.dataset import load_dataset
+
+    entry = default_model("potential")
+    assert entry.source == "bundled" and entry.extra["elements"] == ELEMENTS and entry.extra["cutoff"] == 5.0
+    calc = chemzoo.calculator()  # the default potential
+    data = load_dataset(Path(__file__).parent / "data" / "xtb-moses-200")
+    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
+    e_err, f_err = [], []
+    for k in np.flatnonzero(data["split"] == "test")[:40]:
+        a, b = starts[k], starts[k + 1]
+        atoms = Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
+        atoms.calc = calc
+        e_err.append(abs(atoms.get_potential_energy() - data["energy"][k]) / len(atoms))
+        f_err.append(np.abs(atoms.get_forces() - data["forces"][a:b]).mean())
+    # held-out molecules: the test split of another seed's MOSES subset
+    assert np.mean(e_err) < 0.05  # eV/atom
+    assert np.mean(f_err) < entry.extra["test_errors"]["test_force_mae_meV_per_A"] / 1000 * 1.5  # eV/Å

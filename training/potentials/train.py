@@ -75,6 +75,7 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
 @click.option("--cutoff", type=click.FloatRange(min=1.0), default=5.0, show_default=True, help="Å")
 @click.option("--n-train", type=click.IntRange(min=1), default=None, help="Training structures [default: all].")
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--max-steps", type=int, default=-1, show_default=True, help="Stop after this many steps (-1: epochs decide).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -82,13 +83,13 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--name", default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def main(data, architecture, features, interactions, lmax, cutoff, n_train, epochs, batch_size, lr, seed, devices,
-         ckpt_every, name, out):
+def main(data, architecture, features, interactions, lmax, cutoff, n_train, epochs, max_steps, batch_size, lr, seed,
+         devices, ckpt_every, name, out):
     """Train (or resume) one potential."""
     torch.set_default_dtype(torch.float32)
     name = name or f"{architecture}-f{features}-i{interactions}-s{seed}"
     run = dict(family="potential", name=name, data=str(data), architecture=architecture, features=features,
-               interactions=interactions, lmax=lmax, cutoff=cutoff, n_train=n_train, epochs=epochs,
+               interactions=interactions, lmax=lmax, cutoff=cutoff, n_train=n_train, epochs=epochs, max_steps=max_steps,
                batch_size=batch_size, lr=lr, seed=seed, devices=devices, ckpt_every=ckpt_every)
     train(run, out)
 
