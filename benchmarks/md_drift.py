@@ -1,0 +1,58 @@
+"""NVE energy drift of a bundled potential on held-out molecules (issue 4: < 1 meV/atom/ps, no blow-up).
+
+    python -m benchmarks.md_drift [-m painn-xtb-moses-32k] [--ps 10] [--timestep 0.5] [--molecules 3]
+
+Molecules: the test split of the committed xTB slice (tests/data/xtb-moses-200), first geometry of
+each; velocities at 300 K (seeded); velocity Verlet. Drift = slope of a least-squares line through
+the total energy (meV/atom/ps); also the largest excursion from the start.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from ase import Atoms
+
+import chemzoo
+from chemzoo.potentials.md import run_md
+from training.potentials.dataset import load_dataset
+
+SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-200"
+
+
+@click.command()
+@click.option("-m", "--model", "model_name", default=None)
+@click.option("--ps", default=10.0, show_default=True, help="Simulated time per molecule (ps).")
+@click.option("--timestep", default=0.5, show_default=True, help="fs")
+@click.option("--molecules", default=3, show_default=True)
+def main(model_name, ps, timestep, molecules):
+    data = load_dataset(SLICE)
+    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
+    test = data["split"] == "test"
+    first = [int(np.flatnonzero(test & (data["mol_index"] == m))[0]) for m in np.unique(data["mol_index"][test])]
+    calc = chemzoo.calculator(model_name)
+    steps = int(round(ps * 1000 / timestep))
+    print(f"# {time.strftime('%Y-%m-%d')}: {model_name or chemzoo.default_model('potential').name}, NVE, "
+          f"{ps:g} ps at {timestep:g} fs ({steps} steps), 300 K start, held-out molecules")
+    print("| molecule | atoms | drift (meV/atom/ps) | max |E - E(0)| (meV/atom) | blew up | steps/s |")
+    print("|---|---|---|---|---|---|")
+    for k in first[:molecules]:
+        a, b = starts[k], starts[k + 1]
+        atoms = Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
+        atoms.calc = calc
+        start = time.perf_counter()
+        result = run_md(atoms, "nve", 300.0, timestep, steps, Path(f"/tmp/md_drift_{k}.extxyz"),
+                        log_every=max(1, steps // 200), progress=False)
+        seconds = time.perf_counter() - start
+        t = np.array([r["time_fs"] for r in result.log]) / 1000
+        e = np.array([r["total_eV"] for r in result.log]) * 1000 / len(atoms)
+        slope = np.polyfit(t, e, 1)[0] if len(t) > 1 else float("nan")
+        print(f"| {int(data['mol_index'][k])} | {len(atoms)} | {slope:+.3f} | {np.abs(e - e[0]).max():.3f} | "
+              f"{result.blew_up} | {steps / seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
