@@ -64,8 +64,8 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
     """Run MD on ``atoms`` (with a calculator); frames and log rows every ``log_every`` steps.
 
     ``friction`` is the Langevin friction in 1/fs. Stops early (``blew_up``) if the structure
-    explodes (non-finite energy/positions or a temperature above 10x target + 1000 K), keeping what
-    was written.
+    explodes (non-finite energy/positions, a temperature above 10x target + 1000 K, or atoms the
+    calculator refuses, e.g. collapsing onto each other), keeping what was written.
     """
     rng = np.random.default_rng(seed)
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
@@ -103,6 +103,8 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
             record()
     except StopIteration:
         pass
+    except ChemzooError:  # e.g. atoms collapsing onto each other mid-run: a blow-up, frames kept
+        state["blew_up"] = True
     bar.close()
     return MDResult(log, len(log), state["blew_up"])
 
