@@ -117,7 +117,6 @@ def test_offline_without_cache_is_one_line(run, tmp_path, monkeypatch):
 
 
 def test_corrupt_bundled_file_is_named(run, tmp_path, monkeypatch):
-    import dataclasses
 
     import chemzoo.registry as registry
 

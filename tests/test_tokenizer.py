@@ -1,6 +1,5 @@
 """The SELFIES tokenizer: the published ChemGPT format, built from a corpus, unknown symbols."""
 
-import warnings
 from pathlib import Path
 
 import pytest
