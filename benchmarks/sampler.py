@@ -1,6 +1,6 @@
 """chemzoo's sampler against ``transformers`` ``model.generate`` on the same model, batch and settings.
 
-    python benchmarks/sampler.py [--n 512] [--max-length 64] [--repeats 3]
+    python -m benchmarks.sampler [--n 512] [--max-length 64] [--repeats 3] [--device cuda]
 
 At each batch size, prints tokens/s and molecules/s for both, their ratio, and the fraction of the matmul bound
 (2 x parameters x tokens/s over a measured large fp32 matmul FLOP/s). Models: the bundled default
@@ -21,12 +21,19 @@ from chemzoo.lm.sampler import sample_tokens
 from chemzoo.lm.tokenizer import CLS_ID, PAD_ID, SEP_ID
 
 
-def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_flops(size: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
+    sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    sync(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
@@ -40,6 +47,7 @@ def published_4_7m() -> GPTNeoForCausalLM:
 
 
 def run_ours(model, n, batch, max_length, seed):
+    sync(str(model.device))
     start = time.perf_counter()
     seqs = sample_tokens(model, n, seed=seed, batch_size=batch, max_length=max_length)
     return sum(len(s) + 1 for s in seqs), time.perf_counter() - start  # + the closing [SEP]
@@ -48,10 +56,12 @@ def run_ours(model, n, batch, max_length, seed):
 @torch.inference_mode()
 def run_generate(model, n, batch, max_length, seed):
     torch.manual_seed(seed)
+    sync(str(model.device))
     start, tokens = time.perf_counter(), 0
     for first in range(0, n, batch):
         b = min(batch, n - first)
-        out = model.generate(torch.full((b, 1), CLS_ID), attention_mask=torch.ones(b, 1, dtype=torch.long),
+        out = model.generate(torch.full((b, 1), CLS_ID, device=model.device),
+                             attention_mask=torch.ones(b, 1, dtype=torch.long, device=model.device),
                              do_sample=True, top_k=0, temperature=1.0, max_length=max_length, min_new_tokens=1,
                              suppress_tokens=[0, 1, 2, 4], eos_token_id=SEP_ID, pad_token_id=PAD_ID, use_cache=True)
         for row in out[:, 1:].tolist():
@@ -66,17 +76,19 @@ def run_generate(model, n, batch, max_length, seed):
 @click.option("--max-length", default=64, show_default=True, help="Tokens per molecule at most ([CLS] included).")
 @click.option("--repeats", default=3, show_default=True, help="Best of this many runs each.")
 @click.option("--threads", default=None, type=int, help="torch threads [default: torch's choice].")
-def main(n, batches, max_length, repeats, threads):
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
+def main(n, batches, max_length, repeats, threads, device):
     if threads:
         torch.set_num_threads(threads)
-    flops = matmul_flops()
-    print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}; fp32 matmul {flops / 1e9:.1f} GFLOP/s")
+    flops = matmul_flops(device=device)
+    where = torch.cuda.get_device_name(device) if device.startswith("cuda") else (platform.processor() or platform.machine())
+    print(f"# {time.strftime('%Y-%m-%d')}, {where}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}; "
+          f"fp32 matmul {flops / 1e9:.1f} GFLOP/s")
     print(f"# n={n} molecules, max_length={max_length}, temperature 1.0, no top-k/top-p, seed 0, best of {repeats}")
     header = ("model", "params", "batch", "sampler", "tokens/s", "molecules/s", "matmul bound", "speed-up")
     rows = []
-    for label, model in (("bundled " + chemzoo.default_model().name, chemzoo.load().model),
-                         ("ChemGPT-4.7M shape (random)", published_4_7m())):
+    for label, model in (("bundled " + chemzoo.default_model().name, chemzoo.load(device=device).model),
+                         ("ChemGPT-4.7M shape (random)", published_4_7m().to(device))):
         params = model.num_parameters()
         for batch in batches:
             results = {}

@@ -80,3 +80,44 @@ def test_ddp_on_two_cpu_processes(tmp_path, repo_root):
     subprocess.run(cmd, check=True, cwd=repo_root, timeout=600, capture_output=True)
     metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     assert metrics["steps"] == 4  # 64 structures / (8 per step x 2 processes)
+
+
+def test_a_dataset_grows_only_when_its_existing_chunks_stay_valid():
+    from training.potentials.dataset import can_extend
+
+    built = dict(molecules=6000, per_molecule=8, chunk_molecules=50, seed=0)
+    assert can_extend(built, built)
+    assert can_extend(built, {**built, "molecules": 12500})
+    assert not can_extend(built, {**built, "molecules": 5000})  # shrinking would keep stale chunks
+    assert not can_extend(built, {**built, "molecules": 12500, "seed": 1})
+    assert not can_extend({**built, "molecules": 6010}, {**built, "molecules": 12500})  # last chunk was partial
+
+
+def test_packed_parts_hold_whole_train_molecules_and_finish_by_evaluation(tmp_path, data, repo_root):
+    for part in (0, 1):
+        cmd = [sys.executable, "-m", "training.potentials.pack", "--data", str(SLICE), "--part", str(part), "--of", "2",
+               "--val-structures", "40", "--out", str(tmp_path / "packed")]
+        subprocess.run(cmd, check=True, cwd=repo_root, timeout=300, capture_output=True)
+    packed = load_dataset(tmp_path / "packed")
+    train_rows = data["split"] == "train"
+    assert (packed["split"] == "train").sum() == train_rows.sum() and (packed["split"] == "val").sum() == 40
+    assert not (packed["split"] == "test").any()
+    starts = np.concatenate([[0], np.cumsum(packed["n_atoms"])])
+    k = int(np.flatnonzero(packed["split"] == "train")[5])
+    full_k = int(np.flatnonzero((data["mol_index"] == packed["mol_index"][k]) & train_rows)[0])
+    first = int(np.flatnonzero(packed["mol_index"] == packed["mol_index"][k])[0])
+    full_start = int(np.concatenate([[0], np.cumsum(data["n_atoms"])])[full_k + k - first])
+    a, b = starts[k], starts[k + 1]
+    np.testing.assert_allclose(packed["forces"][a:b], data["forces"][full_start : full_start + b - a], atol=2e-3)
+    np.testing.assert_allclose(packed["positions"][a:b], data["positions"][full_start : full_start + b - a], atol=1e-5)
+
+    from training.potentials.evaluate import evaluate
+
+    out = tmp_path / "run"
+    metrics = train({**RUN, "data": str(tmp_path / "packed")}, out)
+    assert metrics["test_force_mae_meV_per_A"] is None  # no test split travelled
+    metrics = evaluate(out, SLICE)
+    assert metrics["n_test"] == (data["split"] == "test").sum() and 0 < metrics["test_force_mae_meV_per_A"] < 5000
+    row = next(csv.DictReader(open(out / "results.csv")))
+    assert float(row["test_force_mae_meV_per_A"]) == pytest.approx(metrics["test_force_mae_meV_per_A"])
+    assert json.loads((out / "checkpoint" / "chemzoo.json").read_text())["test_errors"]["n_test"] == metrics["n_test"]

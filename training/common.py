@@ -131,17 +131,27 @@ def start_log_part(logs: Path) -> None:
 
 def fit(module: L.LightningModule, data: L.LightningDataModule, run: dict, out: Path, callbacks=(),
         **trainer_kwargs) -> tuple[L.Trainer, WallClock]:
-    """Train (resuming from ``out/ckpt/last.ckpt`` if present) with CSV logs and periodic checkpoints."""
+    """Train (resuming from ``out/ckpt/last.ckpt`` if present) with CSV logs and periodic checkpoints.
+
+    ``run`` may name ``accelerator`` ("cpu", "gpu", "auto"; default cpu) and ``max_minutes`` (a wall-time
+    budget after which training stops cleanly and the run is finished as if its epochs were done).
+    """
     if (_get_rank() or 0) == 0:  # before the logger exists: it deletes a metrics.csv it finds
         start_log_part(out / "logs")
     clock = WallClock()
     ckpt = ModelCheckpoint(dirpath=out / "ckpt", save_last=True, save_top_k=0,
                            every_n_train_steps=run["ckpt_every"], save_on_train_epoch_end=True)
+    accelerator = run.get("accelerator", "cpu")
+    max_minutes = run.get("max_minutes")
     trainer = L.Trainer(
-        max_epochs=run["epochs"], max_steps=run.get("max_steps", -1), accelerator="cpu", devices=run["devices"],
+        max_epochs=run["epochs"], max_steps=run.get("max_steps", -1),
+        max_time=None if max_minutes is None else {"minutes": max_minutes},
+        accelerator=accelerator, devices=run["devices"],
         strategy="ddp" if run["devices"] > 1 else "auto", use_distributed_sampler=False,
         logger=L.pytorch.loggers.CSVLogger(out, name="", version="logs", flush_logs_every_n_steps=50),
-        callbacks=[ckpt, clock, FlushLogsOnCheckpoint(), *callbacks], log_every_n_steps=1, deterministic=True,
+        callbacks=[ckpt, clock, FlushLogsOnCheckpoint(), *callbacks], log_every_n_steps=1,
+        # CPU runs are bitwise reproducible; on GPUs the atomic adds of scatter/index_add are not.
+        deterministic=accelerator == "cpu",
         enable_model_summary=False, num_sanity_val_steps=0, **trainer_kwargs,
     )
     last = out / "ckpt" / "last.ckpt"

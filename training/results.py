@@ -9,8 +9,6 @@ import csv
 import json
 from pathlib import Path
 
-from chemzoo.lm.model import save_chemgpt
-from chemzoo.lm.molecules import canonical_smiles
 from training.cards import render_card
 
 RESULTS_COLUMNS = ["family", "model", "preset", "architecture", "params", "n_train", "epochs", "steps", "seed",
@@ -41,17 +39,16 @@ def summarize(curve: list[dict], tail: int = 50) -> dict:
     }
 
 
-def append_result(results_csv: Path, row: dict) -> None:
-    new = not results_csv.exists()
-    with open(results_csv, "a", newline="") as f:
+def write_result(results_csv: Path, row: dict) -> None:
+    """The run's row of the results table (rewritten when the run is finished again, e.g. re-evaluated)."""
+    with open(results_csv, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=RESULTS_COLUMNS, extrasaction="ignore")
-        if new:
-            w.writeheader()
+        w.writeheader()
         w.writerow(row)
 
 
 def record_run(out: Path, run: dict, params: int, wall_time_s: float | None, extra: dict | None = None) -> dict:
-    """Write ``curve.csv`` and ``metrics.json`` and append the run's row to ``results.csv``."""
+    """Write ``curve.csv``, ``metrics.json`` and the run's row of ``results.csv``."""
     curve = read_curve(out / "logs")
     keys = ["step", "epoch", *sorted({k for r in curve for k in r} - {"step", "epoch"})]
     with open(out / "curve.csv", "w", newline="") as f:
@@ -61,12 +58,15 @@ def record_run(out: Path, run: dict, params: int, wall_time_s: float | None, ext
     wall = None if wall_time_s is None else round(wall_time_s, 1)
     metrics = {**summarize(curve), "params": params, "wall_time_s": wall, **(extra or {})}
     (out / "metrics.json").write_text(json.dumps({"run": run, "metrics": metrics}, indent=2) + "\n")
-    append_result(out / "results.csv", {**run, **metrics, "model": run["name"]})
+    write_result(out / "results.csv", {**run, **metrics, "model": run["name"]})
     return metrics
 
 
 def finish_run(out: Path, run: dict, model, tokenizer, train_smiles: list[str], wall_time_s: float | None) -> dict:
     """End of a ChemGPT run: its records and the Hugging Face checkpoint folder."""
+    from chemzoo.lm.model import save_chemgpt  # transformers, RDKit and selfies: not needed by potential runs
+    from chemzoo.lm.molecules import canonical_smiles
+
     metrics = record_run(out, run, model.num_parameters(), wall_time_s)
     canonical = [c for c in (canonical_smiles(s) for s in train_smiles) if c]
     metadata = {"name": run["name"], "family": "chemgpt", "preset": run["preset"], "params": metrics["params"],

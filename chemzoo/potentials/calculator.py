@@ -28,14 +28,26 @@ def check_structure(atoms, elements: list[int], min_distance: float) -> None:
         raise InvalidStructureError("positions contain NaN or infinite values")
     if atoms.pbc.any() and abs(atoms.cell.volume) < 1e-6:
         raise InvalidStructureError("periodic structure with a zero-volume cell; set atoms.cell")
-    if min_distance > 0 and len(atoms) > 1:
-        pairs, shifts = neighbour_pairs(positions, min_distance, atoms.cell.array, atoms.pbc)
-        if pairs.shape[1]:
-            i, j = pairs[:, 0]
-            d = np.linalg.norm(positions[j] - positions[i] + shifts[0] @ atoms.cell.array)
-            raise InvalidStructureError(
-                f"atoms {i} ({chemical_symbols[numbers[i]]}) and {j} ({chemical_symbols[numbers[j]]}) are {d:.2f} Å apart, "
-                f"closer than {min_distance} Å; fix the structure (or lower min_distance)")
+    check_clashes(atoms, min_distance)
+
+
+def check_clashes(atoms, min_distance: float, neighbours=None) -> None:
+    """Refuse atoms closer than ``min_distance`` Å. ``neighbours``: (pairs, integer shifts) from
+    ``neighbour_pairs`` at a cutoff >= ``min_distance``, to reuse a list built anyway."""
+    if min_distance <= 0 or len(atoms) < 2:
+        return
+    positions, numbers = atoms.positions, atoms.numbers
+    pairs, shifts = neighbours or neighbour_pairs(positions, min_distance, atoms.cell.array, atoms.pbc)
+    if not pairs.shape[1]:
+        return
+    i, j = pairs
+    d = np.linalg.norm(positions[j] - positions[i] + shifts @ atoms.cell.array, axis=1)
+    k = int(np.argmin(d))
+    if d[k] < min_distance:
+        i, j = int(i[k]), int(j[k])
+        raise InvalidStructureError(
+            f"atoms {i} ({chemical_symbols[numbers[i]]}) and {j} ({chemical_symbols[numbers[j]]}) are {d[k]:.2f} Å apart, "
+            f"closer than {min_distance} Å; fix the structure (or lower min_distance)")
 
 
 class ChemzooCalculator(Calculator):
@@ -59,9 +71,13 @@ class ChemzooCalculator(Calculator):
         periodic = bool(atoms.pbc.any())
         if "stress" in properties and not periodic:
             raise PropertyNotImplementedError("stress needs a periodic cell")
-        check_structure(atoms, self.potential.config.elements, self.min_distance)
-        graph = build_graph(atoms.numbers, atoms.positions, self.potential.config.cutoff, atoms.cell.array,
-                            atoms.pbc, dtype=self.dtype).to(self.device)
+        config = self.potential.config
+        check_structure(atoms, config.elements, min_distance=0)  # elements, NaN, cell
+        # one neighbour list serves the clash check and the graph
+        neighbours = neighbour_pairs(atoms.positions, max(config.cutoff, self.min_distance), atoms.cell.array, atoms.pbc)
+        check_clashes(atoms, self.min_distance, neighbours)
+        graph = build_graph(atoms.numbers, atoms.positions, config.cutoff, atoms.cell.array, atoms.pbc, dtype=self.dtype,
+                            neighbours=neighbours if config.cutoff >= self.min_distance else None).to(self.device)
         out = self.potential(graph, forces=True, stress=periodic)
         energy = out["energy"].item()
         self.results = {"energy": energy, "free_energy": energy,

@@ -49,10 +49,12 @@ def neighbour_pairs(positions: np.ndarray, cutoff: float, cell: np.ndarray | Non
     return np.stack([i, j]).astype(np.int64), s.astype(np.float64)
 
 
-def build_graph(numbers, positions, cutoff: float, cell=None, pbc=False, dtype=torch.float32) -> Graph:
-    """The graph of one structure (numbers, positions in Å, optional cell and pbc)."""
+def build_graph(numbers, positions, cutoff: float, cell=None, pbc=False, dtype=torch.float32,
+                neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> Graph:
+    """The graph of one structure (numbers, positions in Å, optional cell and pbc); ``neighbours``: the
+    output of ``neighbour_pairs`` at exactly this ``cutoff``, when already at hand."""
     positions = np.asarray(positions, dtype=np.float64)
-    edges, int_shifts = neighbour_pairs(positions, cutoff, cell, pbc)
+    edges, int_shifts = neighbours or neighbour_pairs(positions, cutoff, cell, pbc)
     box = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64)
     return Graph(
         numbers=torch.as_tensor(np.asarray(numbers), dtype=torch.long),

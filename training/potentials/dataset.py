@@ -7,7 +7,9 @@ conformers relaxed with MMFF94, then thermal perturbations of the atoms at
 300, 600 and 1000 K (Gaussian displacements, sigma = 0.02 Å x sqrt(T / 300 K)); each geometry is
 labelled by ``tblite`` GFN2-xTB. Splits are by molecule (80/10/10). Molecules are processed in
 chunks written atomically as ``chunk-NNNNN.npz``: an interruption loses at most the chunks in
-progress, and rerunning the same command skips finished chunks. ``README.md`` is the dataset card.
+progress, and rerunning the same command skips finished chunks. Rerunning with a larger
+``--molecules`` (same seed and chunk size) grows the dataset: the molecules are a prefix of one
+seeded order, so the existing chunks stay valid. ``README.md`` is the dataset card.
 """
 
 from __future__ import annotations
@@ -143,6 +145,17 @@ per-atom `numbers, positions, forces` (concatenated in structure order).
     return stats
 
 
+def can_extend(built: dict, wanted: dict) -> bool:
+    """Whether a folder built with ``built`` can be resumed or grown to ``wanted``.
+
+    The molecules are a prefix of one seeded order, so more molecules only add chunks, provided the
+    old last chunk was full (otherwise it would hold a different set of molecules).
+    """
+    same = {k: v for k, v in built.items() if k != "molecules"} == {k: v for k, v in wanted.items() if k != "molecules"}
+    old, new, size = built["molecules"], wanted["molecules"], wanted["chunk_molecules"]
+    return same and (old == new or (new > old and old % size == 0))
+
+
 @click.command()
 @click.option("--molecules", type=click.IntRange(min=1), default=12_500, show_default=True)
 @click.option("--per-molecule", type=click.IntRange(min=1), default=8, show_default=True, help="Geometries per molecule.")
@@ -155,7 +168,7 @@ def main(molecules, per_molecule, chunk_molecules, seed, workers, out):
     out.mkdir(parents=True, exist_ok=True)
     config = dict(molecules=molecules, per_molecule=per_molecule, chunk_molecules=chunk_molecules, seed=seed)
     config_file = out / "build.json"
-    if config_file.exists() and json.loads(config_file.read_text()) != config:
+    if config_file.exists() and not can_extend(json.loads(config_file.read_text()), config):
         raise click.UsageError(f"{out} was built with another config ({config_file}); use a new --out")
     config_file.write_text(json.dumps(config, indent=2) + "\n")
     train = moses.read_smiles("train")

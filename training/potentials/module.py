@@ -1,11 +1,14 @@
 """Lightning module for potentials: weighted energy + force MSE, Adam with plateau decay.
 
 Loss = w_E * MSE(E / N_atoms) + w_F * MSE(F), in eV and eV/Å (the paper's weights: 0.05 / 0.95).
+Learning rate: plateau decay on the validation loss, or a cosine over the planned steps.
 Validation logs energy MAE (meV/atom) and force MAE (meV/Å); forces need gradients, so the
 trainer runs with ``inference_mode=False``.
 """
 
 from __future__ import annotations
+
+import math
 
 import lightning as L
 import torch
@@ -16,7 +19,7 @@ from chemzoo.potentials.model import Potential, PotentialConfig
 
 class PotentialModule(L.LightningModule):
     def __init__(self, config: dict, lr: float = 1e-3, energy_weight: float = 0.05, force_weight: float = 0.95,
-                 patience: int = 5, factor: float = 0.5):
+                 patience: int = 5, factor: float = 0.5, schedule: str = "plateau"):
         super().__init__()
         self.save_hyperparameters()
         self.model = Potential(PotentialConfig(**config))
@@ -37,11 +40,11 @@ class PotentialModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         with torch.enable_grad():
             de, df = self._errors(batch)
-        self._val.append(torch.stack([de.abs().sum(), de.pow(2).sum(), torch.tensor(de.numel(), dtype=de.dtype),
-                                      df.abs().sum(), df.pow(2).sum(), torch.tensor(df.numel(), dtype=df.dtype)]).detach())
+        self._val.append(torch.stack([de.abs().sum(), de.pow(2).sum(), de.new_tensor(de.numel()),
+                                      df.abs().sum(), df.pow(2).sum(), df.new_tensor(df.numel())]).detach())
 
     def on_validation_epoch_end(self):
-        total = torch.stack(self._val).sum(0) if self._val else torch.ones(6)
+        total = torch.stack(self._val).sum(0) if self._val else torch.ones(6, device=self.device)
         self._val.clear()
         total = self.all_gather(total)
         total = total.sum(0) if total.dim() > 1 else total
@@ -52,5 +55,10 @@ class PotentialModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr)
+        if self.hparams.schedule == "cosine":  # to 1 % of lr over the planned steps: for short, fixed budgets
+            total = max(int(self.trainer.estimated_stepping_batches), 1)
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=self.hparams.factor, patience=self.hparams.patience)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}

@@ -1,11 +1,14 @@
 """Train one potential (architecture, width, depth, number of training structures, seed) on xTB data.
 
-    python -m training.potentials.train --data data/xtb-moses --architecture painn --features 64 \\
+    python -m training.potentials.train --data data/xtb-moses-12.5k --architecture painn --features 64 \\
         --interactions 3 --n-train 80000 --epochs 30 --out runs/painn-64x3
 
 Writes into ``--out`` what every run writes (see training/common.py) and at the end
 ``checkpoint/`` (config.json + model.safetensors + chemzoo.json + README.md card) with the test-split
-energy MAE (meV/atom) and force MAE (meV/Å), plus ``metrics.json`` and a row of ``results.csv``.
+energy MAE (meV/atom) and force MAE (meV/Å), plus ``metrics.json`` and the run's row of ``results.csv``.
+On a GPU: ``--accelerator gpu``; ``--max-minutes`` bounds the wall time. A run trained on a packed
+dataset without its test split (see ``training.potentials.pack``) is finished afterwards by
+``python -m training.potentials.evaluate RUN --data FULL_DATASET``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import click
 import lightning as L
 import torch
 
-from chemzoo.potentials.model import ARCHITECTURES
+from chemzoo.potentials.model import ARCHITECTURES, Potential
 from training.cards import render_card
 from training.common import fit, start_run
 from training.potentials.data import PotentialDataModule, collate_structures, fit_reference_energies
@@ -26,16 +29,37 @@ from training.potentials.module import PotentialModule
 from training.results import record_run
 
 
-def test_errors(module: PotentialModule, test_set, batch_size: int = 16) -> dict:
-    """Energy MAE (meV/atom) and force MAE (meV/Å) on the test split."""
-    module.eval()
+def test_errors(model: Potential, test_set, batch_size: int = 16) -> dict:
+    """Energy MAE (meV/atom) and force MAE (meV/Å) on the test split (None when it is empty)."""
+    model.eval()
+    device = next(model.parameters()).device
     e_abs, f_abs, n_e, n_f = 0.0, 0.0, 0, 0
     for start in range(0, len(test_set), batch_size):
-        de, df = module._errors(collate_structures(test_set.items[start : start + batch_size]))
+        graph, energy, forces = collate_structures(test_set.items[start : start + batch_size])
+        out = model(graph.to(device), forces=True)
+        n_atoms = torch.bincount(graph.batch, minlength=graph.n_structures).to(device)
+        de = (out["energy"].detach() - energy.to(device)) / n_atoms
+        df = out["forces"].detach() - forces.to(device)
         e_abs, f_abs = e_abs + de.abs().sum().item(), f_abs + df.abs().sum().item()
         n_e, n_f = n_e + de.numel(), n_f + df.numel()
-    return {"test_energy_mae_meV_per_atom": 1000 * e_abs / max(n_e, 1),
-            "test_force_mae_meV_per_A": 1000 * f_abs / max(n_f, 1), "n_test": len(test_set)}
+    if not n_e:
+        return {"test_energy_mae_meV_per_atom": None, "test_force_mae_meV_per_A": None, "n_test": 0}
+    return {"test_energy_mae_meV_per_atom": 1000 * e_abs / n_e, "test_force_mae_meV_per_A": 1000 * f_abs / n_f,
+            "n_test": len(test_set)}
+
+
+def finish(out: Path, run: dict, model: Potential, n_train: int, wall_time_s: float | None, errors: dict) -> dict:
+    """The run's records (curve, metrics.json, results.csv) and its checkpoint folder with card."""
+    metrics = record_run(out, {**run, "n_train": n_train}, model.num_parameters, wall_time_s, errors)
+    config = model.config
+    metadata = {"name": run["name"], "family": "potential", "architecture": run["architecture"],
+                "params": model.num_parameters, "n_train": n_train, "elements": list(config.elements),
+                "cutoff": config.cutoff, "training_data": f"GFN2-xTB labels of MOSES molecules ({Path(run['data']).name})",
+                "seed": run["seed"], "test_errors": errors, "metrics": metrics, "run": run}
+    folder = model.save_pretrained(out / "checkpoint")
+    (folder / "chemzoo.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    (folder / "README.md").write_text(render_card("potential", metadata))
+    return metrics
 
 
 def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
@@ -49,21 +73,12 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
         hyper["lmax"] = run["lmax"]
     config = dict(architecture=run["architecture"], elements=elements, cutoff=run["cutoff"], hyperparameters=hyper,
                   reference_energies=reference, energy_scale=force_rms)
-    module = PotentialModule(config, lr=run["lr"])
+    module = PotentialModule(config, lr=run["lr"], schedule=run.get("schedule", "plateau"))
     trainer, clock = fit(module, data, run, out, callbacks, inference_mode=False)
     if trainer.interrupted or not trainer.is_global_zero:
         return None
-    errors = test_errors(module, data.test_set)
-    n_train = len(data.train_set)
-    metrics = record_run(out, {**run, "n_train": n_train}, module.model.num_parameters, clock.elapsed(), errors)
-    metadata = {"name": run["name"], "family": "potential", "architecture": run["architecture"],
-                "params": module.model.num_parameters, "n_train": n_train, "elements": elements,
-                "cutoff": run["cutoff"], "training_data": f"GFN2-xTB labels of MOSES molecules ({Path(run['data']).name})",
-                "seed": run["seed"], "test_errors": errors, "metrics": metrics, "run": run}
-    folder = module.model.save_pretrained(out / "checkpoint")
-    (folder / "chemzoo.json").write_text(json.dumps(metadata, indent=2) + "\n")
-    (folder / "README.md").write_text(render_card("potential", metadata))
-    return metrics
+    errors = test_errors(module.model, data.test_set)
+    return finish(out, run, module.model, len(data.train_set), clock.elapsed(), errors)
 
 
 @click.command()
@@ -76,21 +91,27 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
 @click.option("--n-train", type=click.IntRange(min=1), default=None, help="Training structures [default: all].")
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--max-steps", type=int, default=-1, show_default=True, help="Stop after this many steps (-1: epochs decide).")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop cleanly after this wall time and finish the run.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(["plateau", "cosine"]), default="plateau", show_default=True,
+              help="Learning rate: halve on a validation plateau, or cosine to 1 % over the planned steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--accelerator", type=click.Choice(["cpu", "gpu", "auto"]), default="cpu", show_default=True)
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--name", default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def main(data, architecture, features, interactions, lmax, cutoff, n_train, epochs, max_steps, batch_size, lr, seed,
-         devices, ckpt_every, name, out):
+def main(data, architecture, features, interactions, lmax, cutoff, n_train, epochs, max_steps, max_minutes, batch_size,
+         lr, schedule, seed, accelerator, devices, ckpt_every, name, out):
     """Train (or resume) one potential."""
     torch.set_default_dtype(torch.float32)
     name = name or f"{architecture}-f{features}-i{interactions}-s{seed}"
     run = dict(family="potential", name=name, data=str(data), architecture=architecture, features=features,
                interactions=interactions, lmax=lmax, cutoff=cutoff, n_train=n_train, epochs=epochs, max_steps=max_steps,
-               batch_size=batch_size, lr=lr, seed=seed, devices=devices, ckpt_every=ckpt_every)
+               max_minutes=max_minutes, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed, accelerator=accelerator,
+               devices=devices, ckpt_every=ckpt_every)
     train(run, out)
 
 

@@ -1,0 +1,59 @@
+"""Pack part of an xTB dataset small enough to ship to a training machine (e.g. a rented GPU).
+
+    python -m training.potentials.pack --data data/xtb-moses-12.5k --part 0 --of 2 --val-structures 2000 \\
+        --out gpu-data/part0
+
+Part ``k`` of ``n`` holds the training structures of the train molecules with ``mol_index % n == k``
+(whole molecules, so parts never share one), part 0 also the first ``--val-structures`` validation
+structures; no test structures travel (evaluate afterwards with ``training.potentials.evaluate``).
+Positions stay float32 (Å); forces are stored as float16 (eV/Å; rounding error below 1 meV/Å for
+|F| < 2 eV/Å, relative 5e-4 above, far under a potential's error). Each part is one ``chunk-0000k.npz``,
+so the parts copied into one folder form a dataset that ``load_dataset`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from training.potentials.dataset import load_dataset
+
+
+def select(data: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The structures where ``keep`` (per structure) is true, per-atom arrays cut to match."""
+    atom_keep = np.repeat(keep, data["n_atoms"])
+    return {k: (v[atom_keep] if len(v) == len(atom_keep) and len(v) != len(keep) else v[keep]) for k, v in data.items()}
+
+
+@click.command()
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("--part", type=click.IntRange(min=0), required=True)
+@click.option("--of", "parts", type=click.IntRange(min=1), required=True)
+@click.option("--val-structures", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def main(data, part, parts, val_structures, out):
+    """Write one part of the training split (and a validation subset) as a compact chunk."""
+    if part >= parts:
+        raise click.BadParameter(f"--part must be below --of ({parts})")
+    full = load_dataset(data)
+    keep = (full["split"] == "train") & (full["mol_index"] % parts == part)
+    if part == 0:
+        val = np.flatnonzero(full["split"] == "val")[:val_structures]
+        keep[val] = True
+    packed = select(full, keep)
+    packed["positions"] = packed["positions"].astype(np.float32)
+    packed["forces"] = packed["forces"].astype(np.float16)
+    packed["mol_index"] = packed["mol_index"].astype(np.int32)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / f"chunk-{part:05d}.npz", **packed)
+    info = {"source": str(data), "part": part, "of": parts, "structures": int(keep.sum()),
+            "splits": {s: int((packed["split"] == s).sum()) for s in ("train", "val", "test")}}
+    (out / f"pack-{part}.json").write_text(json.dumps(info, indent=2) + "\n")
+    click.echo(json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()
