@@ -130,10 +130,9 @@ class NeoDecoder:
             cache.keys[i][pos] = k
             cache.values[i][pos] = v
             start = max(0, pos + 1 - self.window) if blk["local"] else 0
-            keys = cache.keys[i][start : pos + 1].permute(1, 2, 0, 3)  # (batch, heads, time, head_dim), a view
-            values = cache.values[i][start : pos + 1].permute(1, 2, 0, 3)
-            # one fused kernel reading the cache in place; GPT-Neo does not scale by 1/sqrt(d)
-            att = F.scaled_dot_product_attention(q.unsqueeze(2), keys, values, scale=1.0)
+            keys = cache.keys[i][start : pos + 1].permute(1, 2, 3, 0)  # (batch, heads, head_dim, time), a view
+            values = cache.values[i][start : pos + 1].permute(1, 2, 0, 3)  # (batch, heads, time, head_dim)
+            att = (q.unsqueeze(2) @ keys).softmax(-1) @ values  # GPT-Neo does not scale by 1/sqrt(d)
             x = x + F.linear(att.reshape(b, self.h), *blk["out"])
             m = F.layer_norm(x, (self.h,), *blk["ln2"], self.eps)
             x = x + F.linear(F.gelu(F.linear(m, *blk["fc"]), approximate="tanh"), *blk["proj"])

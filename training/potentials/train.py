@@ -14,6 +14,7 @@ dataset without its test split (see ``training.potentials.pack``) is finished af
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -66,14 +67,23 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
     start_run(out, run)
     L.seed_everything(run["seed"], workers=True)
     data = PotentialDataModule(Path(run["data"]), run["cutoff"], run["n_train"], run["batch_size"], run["seed"])
-    elements = list(ELEMENTS)
-    reference, force_rms = fit_reference_energies(data.train_set, elements)
-    hyper = {"features": run["features"], "interactions": run["interactions"]}
-    if run["architecture"] == "nequip":
-        hyper["lmax"] = run["lmax"]
-    config = dict(architecture=run["architecture"], elements=elements, cutoff=run["cutoff"], hyperparameters=hyper,
-                  reference_energies=reference, energy_scale=force_rms)
+    if run.get("init"):  # continue from a finished checkpoint: its architecture, sizes and energy references
+        start = Potential.from_pretrained(run["init"])
+        if (start.config.architecture, start.config.cutoff) != (run["architecture"], run["cutoff"]):
+            raise click.UsageError(f"--init {run['init']} is a {start.config.architecture} with a {start.config.cutoff} Å "
+                                   f"cutoff, not a {run['architecture']} with {run['cutoff']} Å")
+        config = asdict(start.config)
+    else:
+        elements = list(ELEMENTS)
+        reference, force_rms = fit_reference_energies(data.train_set, elements)
+        hyper = {"features": run["features"], "interactions": run["interactions"]}
+        if run["architecture"] == "nequip":
+            hyper["lmax"] = run["lmax"]
+        config = dict(architecture=run["architecture"], elements=elements, cutoff=run["cutoff"], hyperparameters=hyper,
+                      reference_energies=reference, energy_scale=force_rms)
     module = PotentialModule(config, lr=run["lr"], schedule=run.get("schedule", "plateau"))
+    if run.get("init"):
+        module.model.load_state_dict(start.state_dict())
     trainer, clock = fit(module, data, run, out, callbacks, inference_mode=False)
     if trainer.interrupted or not trainer.is_global_zero:
         return None
@@ -101,17 +111,22 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
 @click.option("--accelerator", type=click.Choice(["cpu", "gpu", "auto"]), default="cpu", show_default=True)
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Start from this checkpoint folder's weights (continued training; sizes come from it).")
 @click.option("--name", default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def main(data, architecture, features, interactions, lmax, cutoff, n_train, epochs, max_steps, max_minutes, batch_size,
-         lr, schedule, seed, accelerator, devices, ckpt_every, name, out):
+         lr, schedule, seed, accelerator, devices, ckpt_every, init, name, out):
     """Train (or resume) one potential."""
     torch.set_default_dtype(torch.float32)
     name = name or f"{architecture}-f{features}-i{interactions}-s{seed}"
     run = dict(family="potential", name=name, data=str(data), architecture=architecture, features=features,
                interactions=interactions, lmax=lmax, cutoff=cutoff, n_train=n_train, epochs=epochs, max_steps=max_steps,
                max_minutes=max_minutes, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed, accelerator=accelerator,
-               devices=devices, ckpt_every=ckpt_every)
+               devices=devices, ckpt_every=ckpt_every, init=init)
+    if init:  # the architecture and sizes are the checkpoint's
+        config = json.loads((Path(init) / "config.json").read_text())
+        run.update(architecture=config["architecture"], cutoff=config["cutoff"], **config["hyperparameters"])
     train(run, out)
 
 
