@@ -56,7 +56,8 @@ def finish(out: Path, run: dict, model: Potential, n_train: int, wall_time_s: fl
     metadata = {"name": run["name"], "family": "potential", "architecture": run["architecture"],
                 "params": model.num_parameters, "n_train": n_train, "elements": list(config.elements),
                 "cutoff": config.cutoff, "training_data": f"GFN2-xTB labels of MOSES molecules ({Path(run['data']).name})",
-                "seed": run["seed"], "test_errors": errors, "metrics": metrics, "run": run}
+                "seed": run["seed"], "init": run.get("init") or "random initialisation",
+                "accelerator": run.get("accelerator", "cpu"), "test_errors": errors, "metrics": metrics, "run": run}
     folder = model.save_pretrained(out / "checkpoint")
     (folder / "chemzoo.json").write_text(json.dumps(metadata, indent=2) + "\n")
     (folder / "README.md").write_text(render_card("potential", metadata))
