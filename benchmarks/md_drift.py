@@ -10,6 +10,7 @@ the total energy (meV/atom/ps); also the largest excursion from the start.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,21 +39,29 @@ def main(model_name, ps, timestep, molecules):
     steps = int(round(ps * 1000 / timestep))
     print(f"# {time.strftime('%Y-%m-%d')}: {model_name or chemzoo.default_model('potential').name}, NVE, "
           f"{ps:g} ps at {timestep:g} fs ({steps} steps), 300 K start, held-out molecules")
-    print("| molecule | atoms | drift (meV/atom/ps) | max |E - E(0)| (meV/atom) | blew up | steps/s |")
-    print("|---|---|---|---|---|---|")
+    print("| molecule | atoms | simulated (ps) | drift (meV/atom/ps) | max |E - E(0)| (meV/atom) | blew up | steps/s |")
+    print("|---|---|---|---|---|---|---|")
+    folder = Path(tempfile.mkdtemp(prefix="md_drift_"))
+    blow_ups = []
     for k in first[:molecules]:
         a, b = starts[k], starts[k + 1]
         atoms = Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
         atoms.calc = calc
         start = time.perf_counter()
-        result = run_md(atoms, "nve", 300.0, timestep, steps, Path(f"/tmp/md_drift_{k}.extxyz"),
+        result = run_md(atoms, "nve", 300.0, timestep, steps, folder / f"molecule-{k}.extxyz",
                         log_every=max(1, steps // 200), progress=False)
         seconds = time.perf_counter() - start
         t = np.array([r["time_fs"] for r in result.log]) / 1000
         e = np.array([r["total_eV"] for r in result.log]) * 1000 / len(atoms)
         slope = np.polyfit(t, e, 1)[0] if len(t) > 1 else float("nan")
-        print(f"| {int(data['mol_index'][k])} | {len(atoms)} | {slope:+.3f} | {np.abs(e - e[0]).max():.3f} | "
-              f"{result.blew_up} | {steps / seconds:.0f} |")
+        done = int(round(t[-1] * 1000 / timestep)) if len(t) else 0
+        print(f"| {int(data['mol_index'][k])} | {len(atoms)} | {t[-1] if len(t) else 0:.2f} | {slope:+.3f} | "
+              f"{np.abs(e - e[0]).max():.3f} | {result.blew_up} | {max(done, 1) / seconds:.0f} |", flush=True)
+        if result.blew_up:
+            blow_ups.append(f"molecule {int(data['mol_index'][k])}: {result.reason}")
+    for line in blow_ups:
+        print(f"# blew up, {line}")
+    print(f"# trajectories: {folder}")
 
 
 if __name__ == "__main__":

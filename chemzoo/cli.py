@@ -248,8 +248,9 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
     click.echo(f"{result.frames} frames -> {output}; log {log_path}; plot {plot_path}; "
                f"total-energy change {1000 * drift:+.2f} meV/atom", err=True)
     if result.blew_up:
-        raise click.ClickException(f"the simulation blew up at t = {result.log[-1]['time_fs'] if result.log else 0:g} fs "
-                                   "(non-finite or runaway energy); frames up to then are saved; try a smaller --timestep")
+        raise click.ClickException(f"the simulation blew up after t = {result.log[-1]['time_fs'] if result.log else 0:g} fs "
+                                   f"({result.reason}); frames up to then are saved; try a smaller --timestep or "
+                                   "another potential")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,14 @@ import csv
 
 import numpy as np
 import pytest
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read, write
 from click.testing import CliRunner
 
 from chemzoo.cli import main
+from chemzoo.potentials.calculator import InvalidStructureError
+from chemzoo.potentials.md import run_md
 
 from .test_potentials import make_potential
 
@@ -78,3 +82,31 @@ def test_md_runs_on_the_bundled_default_potential(tmp_path):
     result = run("--smiles", "CCO", "--steps", 20, "-o", out)
     assert result.exit_code == 0, result.output
     assert len(read(out, index=":")) == 3
+
+
+class Collapsing(Calculator):
+    """Two atoms under E = -k / r (k in eV Å): they fall onto each other; refused below 0.5 Å like
+    chemzoo's calculator."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, k: float):
+        super().__init__()
+        self.k = k
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        d = self.atoms.positions[1] - self.atoms.positions[0]
+        r = float(np.linalg.norm(d))
+        if r < 0.5:
+            raise InvalidStructureError(f"atoms 0 and 1 are {r:.2f} Å apart, closer than 0.5 Å")
+        f1 = -self.k / r**2 * d / r
+        self.results = {"energy": -self.k / r, "forces": np.array([-f1, f1])}
+
+
+@pytest.mark.parametrize("k, temperature, reason", [(0.5, 300.0, "closer than 0.5 Å"), (5.0, 10.0, "temperature reached")])
+def test_a_collapse_mid_run_ends_as_a_blow_up_with_its_reason_and_frames_kept(tmp_path, k, temperature, reason):
+    atoms = Atoms("H2", positions=[[0, 0, 0], [1.5, 0, 0]], calculator=Collapsing(k))
+    result = run_md(atoms, "nve", temperature, 0.5, 5000, tmp_path / "traj.extxyz", log_every=1, progress=False)
+    assert result.blew_up and reason in result.reason
+    assert 1 < result.frames < 1000 and len(read(tmp_path / "traj.extxyz", index=":")) == result.frames

@@ -165,3 +165,17 @@ def test_bundled_potential_is_registered_and_close_to_xtb_on_held_out_molecules(
     # held-out molecules: the test split of another seed's MOSES subset
     assert np.mean(e_err) < 0.05  # eV/atom
     assert np.mean(f_err) < entry.extra["test_errors"]["test_force_mae_meV_per_A"] / 1000 * 1.5  # eV/Å
+
+
+@pytest.mark.parametrize("architecture", ["schnet", "painn", "nequip"])
+def test_edges_in_blocks_give_the_same_energy_and_forces(architecture, aspirin, monkeypatch):
+    from chemzoo.potentials import layers
+
+    aspirin.calc = calc(architecture)
+    energy, forces = aspirin.get_potential_energy(), aspirin.get_forces()
+    monkeypatch.setattr(layers, "EDGE_BLOCK_BYTES", 1)  # 64-edge blocks: aspirin's 238 edges (4 Å) in four
+    assert len(layers.edge_blocks(238, 64)) == 4
+    blocked = aspirin.copy()
+    blocked.calc = calc(architecture)
+    assert blocked.get_potential_energy() == pytest.approx(energy, abs=1e-10)
+    np.testing.assert_allclose(blocked.get_forces(), forces, atol=1e-10)

@@ -1,4 +1,4 @@
-"""Building blocks shared by the potentials: radial bases, the smooth cutoff, scatter-sum."""
+"""Building blocks shared by the potentials: radial bases, the smooth cutoff, scatter-sum, edge blocks."""
 
 from __future__ import annotations
 
@@ -45,3 +45,14 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tens
     """out[k] = sum of src[e] over e with index[e] == k (first dimension)."""
     out = src.new_zeros((size, *src.shape[1:]))
     return out.index_add_(0, index, src)
+
+
+EDGE_BLOCK_BYTES = 16 * 2**20  # per-edge tensors are built in blocks of at most this size
+
+
+def edge_blocks(n_edges: int, width: int) -> list[slice]:
+    """Slices of the edge list such that an (edges, width) float32 tensor of one slice stays under
+    ``EDGE_BLOCK_BYTES``. Large tensors are mmapped fresh by malloc on every call and page-faulted in;
+    blocks of this size are reused from the heap, which keeps the cost linear in the number of atoms."""
+    size = max(64, EDGE_BLOCK_BYTES // (4 * width))
+    return [slice(a, min(a + size, n_edges)) for a in range(0, n_edges, size)] or [slice(0, 0)]

@@ -57,6 +57,7 @@ class MDResult:
     log: list[dict]
     frames: int
     blew_up: bool
+    reason: str | None = None  # why a run that blew up was stopped
 
 
 def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, steps: int, trajectory: Path,
@@ -81,13 +82,15 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
         raise ChemzooError(f"unknown ensemble {ensemble!r}; use nve or langevin")
     trajectory.unlink(missing_ok=True)
     log: list[dict] = []
-    state = {"blew_up": False}
+    state = {"blew_up": False, "reason": None}
 
     def record():
         epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         temp = atoms.get_temperature()
         if not (np.isfinite(epot) and np.isfinite(atoms.positions).all()) or temp > 10 * temperature + 1000:
             state["blew_up"] = True
+            state["reason"] = (f"temperature reached {temp:.0f} K" if np.isfinite(temp) and np.isfinite(epot)
+                               else "non-finite energy or positions")
             raise StopIteration
         log.append(dict(time_fs=dyn.nsteps * timestep, potential_eV=epot, kinetic_eV=ekin, total_eV=epot + ekin,
                         temperature_K=temp))
@@ -103,10 +106,10 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
             record()
     except StopIteration:
         pass
-    except ChemzooError:  # e.g. atoms collapsing onto each other mid-run: a blow-up, frames kept
-        state["blew_up"] = True
+    except ChemzooError as e:  # e.g. atoms collapsing onto each other mid-run: a blow-up, frames kept
+        state["blew_up"], state["reason"] = True, f"at {dyn.nsteps * timestep:.0f} fs: {e}"
     bar.close()
-    return MDResult(log, len(log), state["blew_up"])
+    return MDResult(log, len(log), state["blew_up"], state["reason"])
 
 
 def write_log(path: Path, log: list[dict]) -> None:

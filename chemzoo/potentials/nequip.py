@@ -13,7 +13,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 
-from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, scatter_sum
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks
 
 
 def depthwise_tensor_product(irreps_in: o3.Irreps, irreps_edge: o3.Irreps, irreps_target: o3.Irreps):
@@ -46,11 +46,12 @@ class Interaction(nn.Module):
         self.norm = avg_neighbours**-0.5
         self.irreps_out = self.gate.irreps_out
 
-    def forward(self, x, sh, rbf, envelope, edge_index):
-        i, j = edge_index
-        weights = self.radial(rbf) * envelope[:, None]
-        messages = scatter_sum(self.tp(x[j], sh, weights), i, x.shape[0]) * self.norm
-        return self.gate(self.mix(messages) + self.skip(x))
+    def forward(self, x, blocks):
+        """blocks: (spherical harmonics, rbf, envelope, i, j) per block of edges."""
+        messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
+        for sh, rbf, envelope, i, j in blocks:
+            messages = messages.index_add(0, i, self.tp(x[j], sh, self.radial(rbf) * envelope[:, None]))
+        return self.gate(self.mix(messages * self.norm) + self.skip(x))
 
 
 class NequIP(nn.Module):
@@ -76,8 +77,10 @@ class NequIP(nn.Module):
 
     def forward(self, species, vectors, lengths, edge_index):
         x = self.embedding(species)
-        sh = o3.spherical_harmonics(self.irreps_sh, vectors, normalize=True, normalization="component")
-        rbf, env = self.rbf(lengths), self.envelope(lengths)
+        i, j = edge_index
+        width = max(layer.tp.irreps_out.dim for layer in self.interactions)
+        blocks = [(o3.spherical_harmonics(self.irreps_sh, vectors[b], normalize=True, normalization="component"),
+                   self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b]) for b in edge_blocks(len(lengths), width)]
         for layer in self.interactions:
-            x = layer(x, sh, rbf, env, edge_index)
+            x = layer(x, blocks)
         return self.readout(x).squeeze(-1)

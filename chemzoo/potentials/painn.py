@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, scatter_sum
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks
 
 
 class Message(nn.Module):
@@ -14,12 +14,14 @@ class Message(nn.Module):
         self.phi = nn.Sequential(nn.Linear(features, features), nn.SiLU(), nn.Linear(features, 3 * features))
         self.w = nn.Linear(num_basis, 3 * features)
 
-    def forward(self, s, v, rbf, envelope, unit, edge_index):
-        i, j = edge_index
-        x = self.phi(s)[j] * (self.w(rbf) * envelope[:, None])
-        ds, dvv, dvs = x.chunk(3, dim=-1)
-        dv = v[j] * dvv[:, None, :] + unit[:, :, None] * dvs[:, None, :]
-        return s + scatter_sum(ds, i, s.shape[0]), v + scatter_sum(dv, i, s.shape[0])
+    def forward(self, s, v, blocks):
+        """blocks: (rbf, envelope, unit vector, i, j) per block of edges."""
+        phi, s_out, v_out = self.phi(s), s, v  # messages read the features before this update
+        for rbf, envelope, unit, i, j in blocks:
+            ds, dvv, dvs = (phi[j] * (self.w(rbf) * envelope[:, None])).chunk(3, dim=-1)
+            dv = v[j] * dvv[:, None, :] + unit[:, :, None] * dvs[:, None, :]
+            s_out, v_out = s_out.index_add(0, i, ds), v_out.index_add(0, i, dv)
+        return s_out, v_out
 
 
 class Update(nn.Module):
@@ -52,8 +54,10 @@ class PaiNN(nn.Module):
     def forward(self, species, vectors, lengths, edge_index):
         s = self.embedding(species)
         v = s.new_zeros(s.shape[0], 3, self.features)
-        rbf, env, unit = self.rbf(lengths), self.envelope(lengths), vectors / lengths[:, None]
+        i, j = edge_index
+        blocks = [(self.rbf(lengths[b]), self.envelope(lengths[b]), vectors[b] / lengths[b, None], i[b], j[b])
+                  for b in edge_blocks(len(lengths), 3 * self.features)]
         for message, update in zip(self.messages, self.updates):
-            s, v = message(s, v, rbf, env, unit, edge_index)
+            s, v = message(s, v, blocks)
             s, v = update(s, v)
         return self.readout(s).squeeze(-1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, ShiftedSoftplus, scatter_sum
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, ShiftedSoftplus, edge_blocks
 
 
 class Interaction(nn.Module):
@@ -14,10 +14,12 @@ class Interaction(nn.Module):
         self.in2f = nn.Linear(features, features, bias=False)
         self.f2out = nn.Sequential(nn.Linear(features, features), ShiftedSoftplus(), nn.Linear(features, features))
 
-    def forward(self, h, rbf, envelope, edge_index):
-        i, j = edge_index
-        w = self.filter(rbf) * envelope[:, None]
-        return self.f2out(scatter_sum(self.in2f(h)[j] * w, i, h.shape[0]))
+    def forward(self, h, blocks):
+        """blocks: (rbf, envelope, i, j) per block of edges."""
+        x, out = self.in2f(h), h.new_zeros(h.shape)
+        for rbf, envelope, i, j in blocks:
+            out = out.index_add(0, i, x[j] * (self.filter(rbf) * envelope[:, None]))
+        return self.f2out(out)
 
 
 class SchNet(nn.Module):
@@ -33,7 +35,9 @@ class SchNet(nn.Module):
 
     def forward(self, species, vectors, lengths, edge_index):
         h = self.embedding(species)
-        rbf, env = self.rbf(lengths), self.envelope(lengths)
+        i, j = edge_index
+        blocks = [(self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b])
+                  for b in edge_blocks(len(lengths), max(h.shape[1], self.rbf.freq.numel()))]
         for interaction in self.interactions:
-            h = h + interaction(h, rbf, env, edge_index)
+            h = h + interaction(h, blocks)
         return self.readout(h).squeeze(-1)
