@@ -22,10 +22,13 @@ import numpy as np
 from training.potentials.dataset import load_dataset
 
 
+PER_ATOM = ("numbers", "positions", "forces")  # the other arrays have one row per structure
+
+
 def select(data: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
     """The structures where ``keep`` (per structure) is true, per-atom arrays cut to match."""
     atom_keep = np.repeat(keep, data["n_atoms"])
-    return {k: (v[atom_keep] if len(v) == len(atom_keep) and len(v) != len(keep) else v[keep]) for k, v in data.items()}
+    return {k: v[atom_keep] if k in PER_ATOM else v[keep] for k, v in data.items()}
 
 
 @click.command()
