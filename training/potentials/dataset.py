@@ -1,6 +1,6 @@
 """Build a GFN2-xTB labelled dataset of MOSES molecules: energies (eV) and forces (eV/Å).
 
-    python -m training.potentials.dataset --molecules 12500 --per-molecule 8 --out data/xtb-moses --workers 2
+    python -m training.potentials.dataset --molecules 12500 --per-molecule 8 --out data/xtb-moses-12.5k --workers 2
 
 For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br): RDKit ETKDG
 conformers relaxed with MMFF94, then thermal perturbations of the atoms at

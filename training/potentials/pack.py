@@ -1,6 +1,6 @@
 """Pack part of an xTB dataset small enough to ship to a training machine (e.g. a rented GPU).
 
-    python -m training.potentials.pack --data data/xtb-moses-12.5k --part 0 --of 2 --val-structures 2000 \\
+    python -m training.potentials.pack --data data/xtb-moses-12.5k --part 0 --of 3 --val-structures 2000 \\
         --out gpu-data/part0
 
 Part ``k`` of ``n`` holds the training structures of the train molecules with ``mol_index % n == k``
