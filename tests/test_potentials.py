@@ -179,3 +179,12 @@ def test_edges_in_blocks_give_the_same_energy_and_forces(architecture, aspirin, 
     blocked.calc = calc(architecture)
     assert blocked.get_potential_energy() == pytest.approx(energy, abs=1e-10)
     np.testing.assert_allclose(blocked.get_forces(), forces, atol=1e-10)
+
+
+def test_schnet_edge_filter_is_its_filter_network_with_the_softplus_shift_folded_in():
+    from chemzoo.potentials.schnet import Interaction
+
+    torch.manual_seed(0)
+    interaction = Interaction(16, 8).double()
+    rbf = torch.randn(50, 8, dtype=torch.float64)
+    torch.testing.assert_close(interaction.edge_filter(rbf), interaction.filter(rbf), atol=1e-12, rtol=0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch.nn.functional as F
 from torch import nn
 
 from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, ShiftedSoftplus, edge_blocks
@@ -14,11 +17,17 @@ class Interaction(nn.Module):
         self.in2f = nn.Linear(features, features, bias=False)
         self.f2out = nn.Sequential(nn.Linear(features, features), ShiftedSoftplus(), nn.Linear(features, features))
 
+    def edge_filter(self, rbf):
+        """``self.filter(rbf)`` with one pass less over the edges: the shift of the shifted softplus,
+        ssp(x) = softplus(x) - log 2, folds into the next layer's bias."""
+        first, last = self.filter[0], self.filter[2]
+        return F.linear(F.softplus(first(rbf)), last.weight, last.bias - math.log(2.0) * last.weight.sum(1))
+
     def forward(self, h, blocks):
         """blocks: (rbf, envelope, i, j) per block of edges."""
         x, out = self.in2f(h), h.new_zeros(h.shape)
         for rbf, envelope, i, j in blocks:
-            out = out.index_add(0, i, x[j] * (self.filter(rbf) * envelope[:, None]))
+            out = out.index_add(0, i, x[j] * (self.edge_filter(rbf) * envelope[:, None]))
         return self.f2out(out)
 
 
