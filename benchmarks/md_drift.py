@@ -30,7 +30,8 @@ SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-2
 @click.option("--ps", default=10.0, show_default=True, help="Simulated time per molecule (ps).")
 @click.option("--timestep", default=0.5, show_default=True, help="fs")
 @click.option("--molecules", default=3, show_default=True)
-def main(model_name, ps, timestep, molecules):
+@click.option("--skip", default=0, show_default=True, help="Start after this many test molecules (to split runs).")
+def main(model_name, ps, timestep, molecules, skip):
     data = load_dataset(SLICE)
     starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
     test = data["split"] == "test"
@@ -43,7 +44,7 @@ def main(model_name, ps, timestep, molecules):
     print("|---|---|---|---|---|---|---|")
     folder = Path(tempfile.mkdtemp(prefix="md_drift_"))
     blow_ups = []
-    for k in first[:molecules]:
+    for k in first[skip : skip + molecules]:
         a, b = starts[k], starts[k + 1]
         atoms = Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
         atoms.calc = calc
