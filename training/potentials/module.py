@@ -17,6 +17,14 @@ from chemzoo.potentials.graph import Graph
 from chemzoo.potentials.model import Potential, PotentialConfig
 
 
+def prediction_errors(model: Potential, batch: tuple[Graph, torch.Tensor, torch.Tensor]):
+    """Energy error per atom (eV, one per structure) and force errors (eV/Å) of ``model`` on a batch."""
+    graph, energy, forces = batch
+    out = model(graph, forces=True)
+    n_atoms = torch.bincount(graph.batch, minlength=graph.n_structures).to(energy.dtype)
+    return (out["energy"] - energy) / n_atoms, out["forces"] - forces
+
+
 class PotentialModule(L.LightningModule):
     def __init__(self, config: dict, lr: float = 1e-3, energy_weight: float = 0.05, force_weight: float = 0.95,
                  patience: int = 5, factor: float = 0.5, schedule: str = "plateau"):
@@ -26,10 +34,7 @@ class PotentialModule(L.LightningModule):
         self._val = []
 
     def _errors(self, batch: tuple[Graph, torch.Tensor, torch.Tensor]):
-        graph, energy, forces = batch
-        out = self.model(graph, forces=True)
-        n_atoms = torch.bincount(graph.batch, minlength=graph.n_structures).to(energy.dtype)
-        return (out["energy"] - energy) / n_atoms, out["forces"] - forces
+        return prediction_errors(self.model, batch)
 
     def training_step(self, batch, batch_idx):
         de, df = self._errors(batch)

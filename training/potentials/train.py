@@ -26,7 +26,7 @@ from training.cards import render_card
 from training.common import fit, start_run
 from training.potentials.data import PotentialDataModule, collate_structures, fit_reference_energies
 from training.potentials.dataset import ELEMENTS
-from training.potentials.module import PotentialModule
+from training.potentials.module import PotentialModule, prediction_errors
 from training.results import record_run
 
 
@@ -37,10 +37,8 @@ def test_errors(model: Potential, test_set, batch_size: int = 16) -> dict:
     e_abs, f_abs, n_e, n_f = 0.0, 0.0, 0, 0
     for start in range(0, len(test_set), batch_size):
         graph, energy, forces = collate_structures(test_set.items[start : start + batch_size])
-        out = model(graph.to(device), forces=True)
-        n_atoms = torch.bincount(graph.batch, minlength=graph.n_structures).to(device)
-        de = (out["energy"].detach() - energy.to(device)) / n_atoms
-        df = out["forces"].detach() - forces.to(device)
+        de, df = prediction_errors(model, (graph.to(device), energy.to(device), forces.to(device)))
+        de, df = de.detach(), df.detach()
         e_abs, f_abs = e_abs + de.abs().sum().item(), f_abs + df.abs().sum().item()
         n_e, n_f = n_e + de.numel(), n_f + df.numel()
     if not n_e:
