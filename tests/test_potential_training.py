@@ -121,3 +121,15 @@ def test_packed_parts_hold_whole_train_molecules_and_finish_by_evaluation(tmp_pa
     row = next(csv.DictReader(open(out / "results.csv")))
     assert float(row["test_force_mae_meV_per_A"]) == pytest.approx(metrics["test_force_mae_meV_per_A"])
     assert json.loads((out / "checkpoint" / "chemzoo.json").read_text())["test_errors"]["n_test"] == metrics["n_test"]
+
+
+def test_continued_training_starts_from_the_checkpoint_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    train(RUN, tmp_path / "first")
+    start = tmp_path / "first" / "checkpoint"
+    train({**RUN, "name": "continued", "init": str(start), "lr": 0.0}, tmp_path / "continued")  # Adam at lr 0: no step moves
+    before, after = load_file(start / "model.safetensors"), load_file(tmp_path / "continued" / "checkpoint" / "model.safetensors")
+    assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
+    with pytest.raises(Exception, match="is a schnet"):
+        train({**RUN, "name": "wrong", "init": str(start), "architecture": "painn"}, tmp_path / "wrong")

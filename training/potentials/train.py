@@ -66,8 +66,9 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
     start_run(out, run)
     L.seed_everything(run["seed"], workers=True)
     data = PotentialDataModule(Path(run["data"]), run["cutoff"], run["n_train"], run["batch_size"], run["seed"])
+    start = None
     if run.get("init"):  # continue from a finished checkpoint: its architecture, sizes and energy references
-        start = Potential.from_pretrained(run["init"])
+        start = Potential.from_pretrained(run["init"], dtype="float64")  # float64 buffers stay exact
         if (start.config.architecture, start.config.cutoff) != (run["architecture"], run["cutoff"]):
             raise click.UsageError(f"--init {run['init']} is a {start.config.architecture} with a {start.config.cutoff} Å "
                                    f"cutoff, not a {run['architecture']} with {run['cutoff']} Å")
@@ -81,7 +82,7 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
         config = dict(architecture=run["architecture"], elements=elements, cutoff=run["cutoff"], hyperparameters=hyper,
                       reference_energies=reference, energy_scale=force_rms)
     module = PotentialModule(config, lr=run["lr"], schedule=run.get("schedule", "plateau"))
-    if run.get("init"):
+    if start is not None:
         module.model.load_state_dict(start.state_dict())
     trainer, clock = fit(module, data, run, out, callbacks, inference_mode=False)
     if trainer.interrupted or not trainer.is_global_zero:
