@@ -42,7 +42,7 @@ def test_splits_are_by_molecule(data):
 
 
 def test_finished_chunks_are_not_redone(tmp_path):
-    job = (0, ["CCO"], 0, 2, 0, tmp_path)
+    job = (0, ["CCO"], 0, 2, 0, "thermal", tmp_path)
     assert build_chunk(job)[1] == 2
     chunk = tmp_path / "chunk-00000.npz"
     stamp = chunk.stat().st_mtime_ns
@@ -91,6 +91,42 @@ def test_a_dataset_grows_only_when_its_existing_chunks_stay_valid():
     assert not can_extend(built, {**built, "molecules": 5000})  # shrinking would keep stale chunks
     assert not can_extend(built, {**built, "molecules": 12500, "seed": 1})
     assert not can_extend({**built, "molecules": 6010}, {**built, "molecules": 12500})  # last chunk was partial
+    assert can_extend(built, {**built, "recipe": "thermal"})  # folders from before recipes are thermal
+    assert not can_extend(built, {**built, "recipe": "contact"})
+
+
+def test_pulled_pairs_keep_their_axis_and_the_distance_floor():
+    from training.potentials.dataset import CONTACT_FLOOR, pull_pair
+
+    positions = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.5, 1.2, 0.0]])
+    topology = np.array([[0, 1, 2], [1, 0, 1], [2, 1, 0]])
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        moved = pull_pair(positions, topology, 2, 0.3, 0.9, rng)
+        d0, d = np.linalg.norm(positions[2] - positions[0]), np.linalg.norm(moved[2] - moved[0])
+        assert max(CONTACT_FLOOR, 0.3 * d0) - 1e-12 <= d <= 0.9 * d0
+        np.testing.assert_allclose(np.cross(moved[2] - moved[0], positions[2] - positions[0]), 0, atol=1e-12)
+        np.testing.assert_array_equal(moved[1], positions[1])  # only the pair moves
+        np.testing.assert_allclose(moved.mean(0), positions.mean(0))  # symmetrically
+    assert pull_pair(positions, topology, 3, 0.5, 0.9, rng) is None  # no 1-4 pair in a triatomic
+
+
+def test_contact_recipe_labels_close_contacts_with_xtb(tmp_path):
+    from ase import Atoms
+    from tblite.ase import TBLite
+
+    from training.potentials.dataset import MAX_FORCE, label_molecule
+
+    rows = label_molecule("CCO", 0, 4, 0, "contact")
+    assert 2 <= len(rows) <= 4 and {r[4] for r in rows} <= {300.0, 2500.0}
+    for numbers, positions, energy, forces, _ in rows:
+        d = np.linalg.norm(positions[:, None] - positions[None], axis=-1) + 9 * np.eye(len(numbers))
+        assert d.min() >= 0.5 and np.abs(forces).max() <= MAX_FORCE
+        atoms = Atoms(numbers=numbers, positions=positions, calculator=TBLite(method="GFN2-xTB", verbosity=0))
+        assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-6)
+    # the geminal pull (the first geometry) costs energy against the relaxed thermal geometries
+    thermal = label_molecule("CCO", 0, 3, 0, "thermal")
+    assert rows[0][2] > max(r[2] for r in thermal) + 0.1
 
 
 def test_packed_parts_hold_whole_train_molecules_and_finish_by_evaluation(tmp_path, data, repo_root):

@@ -3,9 +3,17 @@
     python -m training.potentials.dataset --molecules 12500 --per-molecule 8 --out data/xtb-moses-12.5k --workers 2
 
 For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br): RDKit ETKDG
-conformers relaxed with MMFF94, then thermal perturbations of the atoms at
-300, 600 and 1000 K (Gaussian displacements, sigma = 0.02 Å x sqrt(T / 300 K)); each geometry is
-labelled by ``tblite`` GFN2-xTB. Splits are by molecule (80/10/10). Molecules are processed in
+conformers relaxed with MMFF94, then perturbed by one of two recipes, and each geometry is labelled
+by ``tblite`` GFN2-xTB:
+
+- ``thermal`` (the default): Gaussian displacements at 300, 600 and 1000 K
+  (sigma = 0.02 Å x sqrt(T / 300 K) per Cartesian component).
+- ``contact``: the repulsive wall that near-equilibrium data never shows. Three of every four
+  geometries pull one pair of atoms together along their axis - a bonded pair to 75-95 %, a geminal
+  pair (one atom between them, e.g. H-C-H) or a 1-4 pair to 50-90 % of its distance, never under
+  0.6 Å - on top of 300 K noise; the fourth is hot noise at 2500 K. Geometries whose xTB forces
+  exceed 30 eV/Å on an atom are dropped. Built with the same ``--seed`` as a thermal dataset it
+  holds the same molecules in the same splits, so the two folders train together. Splits are by molecule (80/10/10). Molecules are processed in
 chunks written atomically as ``chunk-NNNNN.npz``: an interruption loses at most the chunks in
 progress, and rerunning the same command skips finished chunks. Rerunning with a larger
 ``--molecules`` (same seed and chunk size) grows the dataset: the molecules are a prefix of one
@@ -27,6 +35,12 @@ from training import moses
 
 TEMPERATURES = (300.0, 600.0, 1000.0)  # K
 SIGMA_300K = 0.02  # Å, Gaussian displacement per Cartesian component at 300 K
+RECIPES = ("thermal", "contact")
+# contact recipe: (topological distance of the pair, lowest and highest fraction of its distance)
+CONTACTS = ((2, 0.5, 0.9), (1, 0.75, 0.95), (3, 0.5, 0.9))
+CONTACT_FLOOR = 0.6  # Å, no pair is pulled closer
+HOT = 2500.0  # K, the contact recipe's fourth geometry
+MAX_FORCE = 30.0  # eV/Å, contact geometries with a larger xTB force are dropped
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 ELEMENTS = (1, 6, 7, 8, 9, 16, 17, 35)
 
@@ -38,7 +52,8 @@ def split_of(mol_index: int, seed: int) -> str:
 
 
 def conformers(smiles: str, n: int, seed: int):
-    """Up to n ETKDG conformers relaxed with MMFF94 (atomic numbers, list of positions in Å), hydrogens added."""
+    """Up to n ETKDG conformers relaxed with MMFF94 (atomic numbers, list of positions in Å, topological
+    distance matrix), hydrogens added."""
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
@@ -49,42 +64,80 @@ def conformers(smiles: str, n: int, seed: int):
     if ids and AllChem.MMFFHasAllMoleculeParams(mol):
         AllChem.MMFFOptimizeMoleculeConfs(mol, maxIters=500)
     numbers = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])
-    return numbers, [mol.GetConformer(i).GetPositions() for i in ids]
+    return numbers, [mol.GetConformer(i).GetPositions() for i in ids], Chem.GetDistanceMatrix(mol)
 
 
-def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int):
+def noise(rng: np.random.Generator, n_atoms: int, temperature: float) -> np.ndarray:
+    """Gaussian displacements (Å) of the thermal recipe at ``temperature`` (K)."""
+    return rng.normal(0, SIGMA_300K * np.sqrt(temperature / 300.0), (n_atoms, 3))
+
+
+def pull_pair(positions: np.ndarray, topology: np.ndarray, bonds_apart: int, low: float, high: float,
+              rng: np.random.Generator) -> np.ndarray | None:
+    """A random pair ``bonds_apart`` bonds apart moved symmetrically along its axis to a random fraction in
+    [low, high) of its distance (not under ``CONTACT_FLOOR`` Å); None when the molecule has no such pair."""
+    i, j = np.nonzero(np.triu(topology == bonds_apart))
+    if len(i) == 0:
+        return None
+    k = rng.integers(len(i))
+    a, b = i[k], j[k]
+    axis = positions[b] - positions[a]
+    distance = np.linalg.norm(axis)
+    target = max(distance * rng.uniform(low, high), min(distance, CONTACT_FLOOR))
+    shift = 0.5 * (distance - target) * axis / distance
+    moved = positions.copy()
+    moved[a] += shift
+    moved[b] -= shift
+    return moved
+
+
+def geometry(recipe: str, k: int, conformer: np.ndarray, topology: np.ndarray, rng: np.random.Generator):
+    """The k-th geometry of a molecule (Å) and its noise temperature (K); None when the recipe has no pair to pull."""
+    n_atoms = len(conformer)
+    if recipe == "thermal":
+        temperature = TEMPERATURES[k % len(TEMPERATURES)]
+        return conformer + noise(rng, n_atoms, temperature), temperature
+    if k % 4 == 3:
+        return conformer + noise(rng, n_atoms, HOT), HOT
+    pulled = pull_pair(conformer, topology, *CONTACTS[k % 4], rng)
+    return None if pulled is None else (pulled + noise(rng, n_atoms, 300.0), 300.0)
+
+
+def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, recipe: str = "thermal"):
     """Geometries and xTB labels for one molecule; [] when RDKit cannot embed it or xTB fails."""
     from ase import Atoms
     from tblite.ase import TBLite
 
-    rng = np.random.default_rng([seed, mol_index])
-    numbers, confs = conformers(smiles, max(1, per_molecule // len(TEMPERATURES)), seed + mol_index)
+    rng = np.random.default_rng([seed, mol_index] if recipe == "thermal" else [seed, mol_index, RECIPES.index(recipe)])
+    numbers, confs, topology = conformers(smiles, max(1, per_molecule // len(TEMPERATURES)), seed + mol_index)
     if not confs:
         return []
     calc = TBLite(method="GFN2-xTB", verbosity=0, max_iterations=300)
     out = []
     for k in range(per_molecule):
-        temperature = TEMPERATURES[k % len(TEMPERATURES)]
-        sigma = SIGMA_300K * np.sqrt(temperature / 300.0)
-        atoms = Atoms(numbers=numbers, positions=confs[k % len(confs)] + rng.normal(0, sigma, (len(numbers), 3)),
-                      calculator=calc)
+        made = geometry(recipe, k, confs[k % len(confs)], topology, rng)
+        if made is None:
+            continue
+        atoms = Atoms(numbers=numbers, positions=made[0], calculator=calc)
         try:
             energy, forces = atoms.get_potential_energy(), atoms.get_forces()
         except Exception:  # SCF failure on a strained geometry: skip this geometry, keep the molecule
             continue
-        out.append((numbers.copy(), atoms.positions.copy(), float(energy), forces.copy(), temperature))
+        if recipe == "contact" and np.abs(forces).max() > MAX_FORCE:
+            continue
+        out.append((numbers.copy(), atoms.positions.copy(), float(energy), forces.copy(), made[1]))
     return out
 
 
 def build_chunk(args) -> tuple[int, int, int]:
-    chunk, smiles, first_index, per_molecule, seed, out = args
+    chunk, smiles, first_index, per_molecule, seed, recipe, out = args
     path = out / f"chunk-{chunk:05d}.npz"
     if path.exists():
         return chunk, int(np.load(path)["energy"].shape[0]), 0
     rows, failed = [], 0
     for offset, smi in enumerate(smiles):
         mol_index = first_index + offset
-        labelled = label_molecule(smi, mol_index, per_molecule, seed)
+        labelled = label_molecule(smi, mol_index, per_molecule, seed, recipe)
         failed += labelled == []
         rows += [(mol_index, *r) for r in labelled]
     n_atoms = np.array([len(r[1]) for r in rows], dtype=np.int32)
@@ -112,6 +165,15 @@ def load_dataset(folder: Path) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0].files}
 
 
+RECIPE_TEXT = {
+    "thermal": "Gaussian displacements of\n  0.02 Å x sqrt(T / 300 K) at T = 300, 600, 1000 K.",
+    "contact": ("close contacts: in three of every four geometries one\n  pair of atoms pulled together "
+                "along its axis (bonded pairs to 75-95 %, geminal and 1-4 pairs to 50-90 %\n  of their distance, "
+                "not under 0.6 Å) plus 300 K noise; the fourth with 2500 K noise\n  (Gaussian, 0.02 Å x sqrt(T / 300 K)). "
+                "Geometries with an xTB force above 30 eV/Å are dropped."),
+}
+
+
 def write_card(out: Path, config: dict, seconds: float) -> dict:
     data = load_dataset(out)
     counts = {s: int((data["split"] == s).sum()) for s in SPLIT_FRACTIONS}
@@ -132,8 +194,7 @@ Built by `python -m training.potentials.dataset {cmd} --out {out.name}` ({second
 
 - Molecules: a seeded random subset of MOSES train (from the `molsets` wheel), split by molecule
   80/10/10: {molecules}.
-- Geometries: RDKit ETKDG conformers relaxed with MMFF94, then Gaussian displacements of
-  0.02 Å x sqrt(T / 300 K) at T = 300, 600, 1000 K.
+- Geometries: RDKit ETKDG conformers relaxed with MMFF94, then {RECIPE_TEXT[config.get("recipe", "thermal")]}
 - Labels: `tblite` GFN2-xTB total energy (eV) and forces (eV/Å).
 - Structures: {stats['structures']} ({counts}); mean {stats['atoms_mean']:.1f} atoms; elements {elements}.
 - Energy per atom: {stats['energy_per_atom_eV']['mean']:.3f} ± {stats['energy_per_atom_eV']['std']:.3f} eV;
@@ -151,6 +212,7 @@ def can_extend(built: dict, wanted: dict) -> bool:
     The molecules are a prefix of one seeded order, so more molecules only add chunks, provided the
     old last chunk was full (otherwise it would hold a different set of molecules).
     """
+    built, wanted = {"recipe": "thermal", **built}, {"recipe": "thermal", **wanted}  # older folders are thermal
     same = {k: v for k, v in built.items() if k != "molecules"} == {k: v for k, v in wanted.items() if k != "molecules"}
     old, new, size = built["molecules"], wanted["molecules"], wanted["chunk_molecules"]
     return same and (old == new or (new > old and old % size == 0))
@@ -161,12 +223,15 @@ def can_extend(built: dict, wanted: dict) -> bool:
 @click.option("--per-molecule", type=click.IntRange(min=1), default=8, show_default=True, help="Geometries per molecule.")
 @click.option("--chunk-molecules", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--recipe", type=click.Choice(RECIPES), default="thermal", show_default=True,
+              help="thermal: noise at 300-1000 K; contact: compressed atom pairs and 2500 K noise (the repulsive wall).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def main(molecules, per_molecule, chunk_molecules, seed, workers, out):
+def main(molecules, per_molecule, chunk_molecules, seed, recipe, workers, out):
     """Label MOSES molecules with GFN2-xTB in resumable chunks."""
     out.mkdir(parents=True, exist_ok=True)
-    config = dict(molecules=molecules, per_molecule=per_molecule, chunk_molecules=chunk_molecules, seed=seed)
+    config = dict(molecules=molecules, per_molecule=per_molecule, chunk_molecules=chunk_molecules, seed=seed,
+                  recipe=recipe)
     config_file = out / "build.json"
     if config_file.exists() and not can_extend(json.loads(config_file.read_text()), config):
         raise click.UsageError(f"{out} was built with another config ({config_file}); use a new --out")
@@ -174,7 +239,7 @@ def main(molecules, per_molecule, chunk_molecules, seed, workers, out):
     train = moses.read_smiles("train")
     chosen = np.random.default_rng(seed).permutation(len(train))[:molecules]
     smiles = [train[i] for i in chosen]
-    jobs = [(c, smiles[s : s + chunk_molecules], s, per_molecule, seed, out)
+    jobs = [(c, smiles[s : s + chunk_molecules], s, per_molecule, seed, recipe, out)
             for c, s in enumerate(range(0, molecules, chunk_molecules))]
     start, total, failed = time.time(), 0, 0
     with mp.get_context("spawn").Pool(workers) as pool, tqdm(total=len(jobs), desc="xTB chunks", unit="chunk") as bar:
