@@ -3,7 +3,8 @@
     python -m benchmarks.sampler [--n 512] [--max-length 64] [--repeats 3] [--device cuda]
 
 At each batch size, prints tokens/s and molecules/s for both, their ratio, and the fraction of the matmul bound
-(2 x parameters x tokens/s over a measured large fp32 matmul FLOP/s). Models: the bundled default
+(2 x parameters x tokens/s over a measured large fp32 matmul FLOP/s). On a GPU, chemzoo runs twice:
+with its default CUDA graphs (capture time included) and without them. Models: the bundled default
 (trained) and the published ChemGPT-4.7M shape (24 layers, hidden 128, vocab 669; random weights).
 """
 
@@ -46,11 +47,17 @@ def published_4_7m() -> GPTNeoForCausalLM:
     return GPTNeoForCausalLM(config).eval()
 
 
-def run_ours(model, n, batch, max_length, seed):
+def run_ours(model, n, batch, max_length, seed, fixed_shapes=None):
+    """chemzoo's sampler; on a GPU by default with CUDA graphs (their capture is inside the timing)."""
     sync(str(model.device))
     start = time.perf_counter()
-    seqs = sample_tokens(model, n, seed=seed, batch_size=batch, max_length=max_length)
+    seqs = sample_tokens(model, n, seed=seed, batch_size=batch, max_length=max_length, fixed_shapes=fixed_shapes)
+    sync(str(model.device))
     return sum(len(s) + 1 for s in seqs), time.perf_counter() - start  # + the closing [SEP]
+
+
+def run_ours_without_graphs(model, n, batch, max_length, seed):
+    return run_ours(model, n, batch, max_length, seed, fixed_shapes=False)
 
 
 @torch.inference_mode()
@@ -92,7 +99,11 @@ def main(n, batches, max_length, repeats, threads, device):
         params = model.num_parameters()
         for batch in batches:
             results = {}
-            for name, fn in (("transformers generate", run_generate), ("chemzoo", run_ours)):
+            samplers = [("transformers generate", run_generate), ("chemzoo", run_ours)]
+            if device.startswith("cuda"):
+                samplers[1] = ("chemzoo (CUDA graphs)", run_ours)
+                samplers.append(("chemzoo (no graphs)", run_ours_without_graphs))
+            for name, fn in samplers:
                 runs = [fn(model, n, batch, max_length, seed=0) for _ in range(repeats)]
                 results[name] = min(runs, key=lambda r: r[1] / r[0])
             base = results["transformers generate"][0] / results["transformers generate"][1]

@@ -9,6 +9,7 @@ import torch
 from ase.io import read
 
 import chemzoo
+from chemzoo.lm.fixed_step import FixedStep
 from chemzoo.lm.sampler import NeoDecoder, sample_tokens
 from training.potentials.data import Structures, collate_structures
 from training.potentials.dataset import load_dataset
@@ -40,8 +41,24 @@ def test_decoder_on_cuda_matches_the_cpu_logits_and_samples_valid_molecules():
     torch.testing.assert_close(logits[0].cpu(), reference, atol=1e-4, rtol=1e-4)
     a = sample_tokens(cuda_model, n=64, seed=3, batch_size=32)
     assert a == sample_tokens(cuda_model, n=64, seed=3, batch_size=32)
+    assert a != sample_tokens(cuda_model, n=64, seed=3, batch_size=32, fixed_shapes=False)  # another random stream
     result = chemzoo.sample(chemzoo.load(device="cuda"), n=64, seed=3)
     assert sum(s is not None for s in result.smiles) >= 60
+
+
+def test_a_cuda_graph_step_replays_the_eager_logits_and_its_cache_grows():
+    gpt = chemzoo.load()
+    x = torch.randint(5, gpt.model.config.vocab_size, (3, 12))
+    x[:, 0] = 2
+    with torch.no_grad():
+        reference = gpt.model(x).logits
+        decoder = NeoDecoder(chemzoo.load(device="cuda").model)
+        small, big = FixedStep(decoder, 3, 8), FixedStep(decoder, 3, 16)
+        assert small.graph is not None
+        ours = [small(x[:, i].cuda(), i).cpu() for i in range(8)]
+        big.take_cache(small)
+        ours += [big(x[:, i].cuda(), i).cpu() for i in range(8, 12)]
+    torch.testing.assert_close(torch.stack(ours, 1), reference, atol=1e-4, rtol=1e-4)
 
 
 def test_a_potential_training_step_runs_on_cuda():

@@ -146,6 +146,12 @@ def test_packed_parts_hold_whole_train_molecules_and_finish_by_evaluation(tmp_pa
     a, b = starts[k], starts[k + 1]
     np.testing.assert_allclose(packed["forces"][a:b], data["forces"][full_start : full_start + b - a], atol=2e-3)
     np.testing.assert_allclose(packed["positions"][a:b], data["positions"][full_start : full_start + b - a], atol=1e-5)
+    # a tagged part (e.g. of a contact build of the same molecules) sits beside the others without replacing them
+    cmd = [sys.executable, "-m", "training.potentials.pack", "--data", str(SLICE), "--part", "1", "--of", "2",
+           "--tag", "again-", "--out", str(tmp_path / "packed")]
+    subprocess.run(cmd, check=True, cwd=repo_root, timeout=300, capture_output=True)
+    assert len(load_dataset(tmp_path / "packed")["energy"]) == len(packed["energy"]) + ((packed["split"] == "train") & (packed["mol_index"] % 2 == 1)).sum()
+    (tmp_path / "packed" / "chunk-again-00001.npz").unlink()
 
     from training.potentials.evaluate import evaluate
 

@@ -9,6 +9,7 @@ from transformers import GPTNeoForCausalLM
 
 import chemzoo
 from chemzoo.lm.metrics import internal_diversity, novelty, uniqueness, validity
+from chemzoo.lm.fixed_step import FixedStep
 from chemzoo.lm.presets import ChemGPTShape, chemgpt_config
 from chemzoo.lm.sampler import NeoDecoder, filter_logits, sample_tokens
 from chemzoo.lm.tokenizer import SEP_ID
@@ -27,16 +28,43 @@ def test_decoder_logits_match_transformers_including_local_attention():
         cache = decoder.new_cache(3, 20)
         ours = torch.stack([decoder.step(x[:, i], i, cache) for i in range(20)], 1)
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+    # the fixed-shape step (what a CUDA graph replays), its capacity doubled midway, gives the same logits
+    small, big = FixedStep(decoder, 3, 8), FixedStep(decoder, 3, 32)
+    fixed = [small(x[:, i], i).clone() for i in range(8)]
+    big.take_cache(small)
+    fixed += [big(x[:, i], i).clone() for i in range(8, 20)]
+    torch.testing.assert_close(torch.stack(fixed, 1), reference, atol=1e-5, rtol=1e-5)
+    with pytest.raises(IndexError, match="beyond the cache capacity 8"):
+        small(x[:, 0], 8)
 
 
-def test_greedy_sampling_equals_transformers_generate(gpt):
-    ours = sample_tokens(gpt.model, n=6, top_k=1, batch_size=3, max_length=64)
+@pytest.mark.parametrize("fixed_shapes", [False, True])
+def test_greedy_sampling_equals_transformers_generate(gpt, fixed_shapes):
+    ours = sample_tokens(gpt.model, n=6, top_k=1, batch_size=3, max_length=70, fixed_shapes=fixed_shapes)
     start = torch.full((6, 1), 2)
-    theirs = gpt.model.generate(start, do_sample=False, max_length=64, min_new_tokens=1, suppress_tokens=[0, 1, 2, 4],
+    theirs = gpt.model.generate(start, do_sample=False, max_length=70, min_new_tokens=1, suppress_tokens=[0, 1, 2, 4],
                                 eos_token_id=SEP_ID, pad_token_id=1)
     for mine, ref in zip(ours, theirs.tolist()):
         ref = ref[1:]
         assert mine == ref[: ref.index(SEP_ID)] if SEP_ID in ref else mine == ref
+
+
+def test_fixed_shape_sampling_grows_its_cache_and_draws_what_the_shrinking_batch_draws():
+    torch.manual_seed(0)
+    model = GPTNeoForCausalLM(chemgpt_config(ChemGPTShape(64, 4, 4, max_positions=128, window=8), 50)).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.2)
+    fixed = sample_tokens(model, n=4, seed=1, batch_size=4, max_length=100, fixed_shapes=True)
+    assert [len(s) for s in fixed] == [99] * 4  # no row ends early: past capacity 64, and no compaction
+    assert fixed == sample_tokens(model, n=4, seed=1, batch_size=4, max_length=100, fixed_shapes=False)
+
+
+def test_fixed_shape_sampling_is_seeded_and_keeps_lengths_within_max_length(gpt):
+    a = sample_tokens(gpt.model, n=37, seed=4, batch_size=16, max_length=20, fixed_shapes=True)
+    assert a == sample_tokens(gpt.model, n=37, seed=4, batch_size=16, max_length=20, fixed_shapes=True)
+    assert a != sample_tokens(gpt.model, n=37, seed=5, batch_size=16, max_length=20, fixed_shapes=True)
+    assert len(a) == 37 and all(1 <= len(s) <= 19 for s in a) and SEP_ID not in sum(a, [])
+    assert any(len(s) == 19 for s in a)  # some rows hit max_length: kept whole, not dropped
 
 
 def test_same_seed_same_molecules_and_another_seed_others(gpt):

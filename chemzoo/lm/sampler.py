@@ -3,8 +3,10 @@
 A lean decoder over the weights of a ``GPTNeoForCausalLM`` (same arithmetic: no attention
 scaling, gelu_new, global/local layers), so each step is a handful of matmuls rather than a trip
 through ``generate``'s machinery: the cache is written in place, never concatenated. Finished
-molecules are retired from the batch (the cache is compacted once a quarter of the rows are done). Sampling is seeded by a private generator: the
-same seed, batch size and settings give the same molecules.
+molecules are retired from the batch (the cache is compacted once a quarter of the rows are done).
+On a CUDA device each step is instead a replayed CUDA graph over fixed-shape buffers
+(``chemzoo.lm.fixed_step``). Sampling is seeded by a private generator: the same seed, batch size,
+settings and device give the same molecules.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from chemzoo.lm.fixed_step import FixedStep
 from chemzoo.lm.model import ChemGPT
 from chemzoo.lm.molecules import selfies_to_smiles
 from chemzoo.lm.tokenizer import CLS_ID, SEP_ID, SPECIAL_TOKENS, decode_selfies
@@ -125,19 +128,48 @@ class NeoDecoder:
         cache.make_room(pos)
         x = self.wte[tokens] + self.wpe[pos]
         for i, blk in enumerate(self.blocks):
-            a = F.layer_norm(x, (self.h,), *blk["ln1"], self.eps)
-            q, k, v = (a @ blk["qkv"].T).view(b, 3, self.heads, self.d).unbind(1)
+            q, k, v = self._qkv(x, blk)
             cache.keys[i][pos] = k
             cache.values[i][pos] = v
             start = max(0, pos + 1 - self.window) if blk["local"] else 0
             keys = cache.keys[i][start : pos + 1].permute(1, 2, 3, 0)  # (batch, heads, head_dim, time), a view
             values = cache.values[i][start : pos + 1].permute(1, 2, 0, 3)  # (batch, heads, time, head_dim)
             att = (q.unsqueeze(2) @ keys).softmax(-1) @ values  # GPT-Neo does not scale by 1/sqrt(d)
-            x = x + F.linear(att.reshape(b, self.h), *blk["out"])
-            m = F.layer_norm(x, (self.h,), *blk["ln2"], self.eps)
-            x = x + F.linear(F.gelu(F.linear(m, *blk["fc"]), approximate="tanh"), *blk["proj"])
-        x = F.layer_norm(x, (self.h,), *self.ln_f, self.eps)
-        return x @ self.wte.T
+            x = self._rest(x, att.reshape(b, self.h), blk)
+        return self._logits(x)
+
+    def step_fixed(self, tokens: torch.Tensor, pos: torch.Tensor, keys: list[torch.Tensor],
+                   values: list[torch.Tensor]) -> torch.Tensor:
+        """``step`` with fixed shapes: ``pos`` is a one-element tensor and every layer reads its whole
+        (capacity, batch, heads, head_dim) cache, the positions after ``pos`` (and before a local layer's
+        window) masked out. Same logits; the shapes never change, so the step can be a CUDA graph."""
+        b = tokens.shape[0]
+        positions = torch.arange(keys[0].shape[0], device=pos.device)
+        visible = positions <= pos
+        visible_local = visible & (positions > pos - self.window)
+        x = self.wte[tokens] + self.wpe.index_select(0, pos)
+        for i, blk in enumerate(self.blocks):
+            q, k, v = self._qkv(x, blk)
+            keys[i].index_copy_(0, pos, k.unsqueeze(0))
+            values[i].index_copy_(0, pos, v.unsqueeze(0))
+            scores = q.unsqueeze(2) @ keys[i].permute(1, 2, 3, 0)
+            scores = scores.masked_fill(~(visible_local if blk["local"] else visible), -math.inf)
+            att = scores.softmax(-1) @ values[i].permute(1, 2, 0, 3)
+            x = self._rest(x, att.reshape(b, self.h), blk)
+        return self._logits(x)
+
+    def _qkv(self, x: torch.Tensor, blk: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        a = F.layer_norm(x, (self.h,), *blk["ln1"], self.eps)
+        return (a @ blk["qkv"].T).view(x.shape[0], 3, self.heads, self.d).unbind(1)
+
+    def _rest(self, x: torch.Tensor, att: torch.Tensor, blk: dict) -> torch.Tensor:
+        """The attention output projection and the MLP, both residual."""
+        x = x + F.linear(att, *blk["out"])
+        m = F.layer_norm(x, (self.h,), *blk["ln2"], self.eps)
+        return x + F.linear(F.gelu(F.linear(m, *blk["fc"]), approximate="tanh"), *blk["proj"])
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, (self.h,), *self.ln_f, self.eps) @ self.wte.T
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -165,30 +197,57 @@ def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 @torch.inference_mode()
 def sample_tokens(model, n: int, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                   seed: int = 0, batch_size: int = 512, max_length: int | None = None,
-                  progress: bool = False) -> list[list[int]]:
-    """Token ids (without [CLS]/[SEP]) of ``n`` sampled sequences from a ``GPTNeoForCausalLM``."""
+                  progress: bool = False, fixed_shapes: bool | None = None) -> list[list[int]]:
+    """Token ids (without [CLS]/[SEP]) of ``n`` sampled sequences from a ``GPTNeoForCausalLM``.
+
+    ``fixed_shapes`` (default: on a CUDA device) runs every step on fixed-shape buffers, captured as
+    CUDA graphs on a GPU, with finished rows kept in the batch; otherwise finished rows leave it. The
+    two draw different random streams, so a seed gives the same molecules within one mode and device.
+    """
     check_settings(n, temperature, top_k, top_p, batch_size, max_length)
     decoder = NeoDecoder(model)
+    device = decoder.wte.device
     max_length = min(max_length or decoder.max_positions, decoder.max_positions)
-    generator = torch.Generator(device=decoder.wte.device).manual_seed(seed)
-    banned = torch.tensor([i for i in range(len(SPECIAL_TOKENS)) if i != SEP_ID], device=decoder.wte.device)
+    if fixed_shapes is None:
+        fixed_shapes = device.type == "cuda"
+    sampler = Sampler(decoder, temperature, top_k, top_p, torch.Generator(device=device).manual_seed(seed))
+    run_batch = sampler.batch_fixed if fixed_shapes else sampler.batch_shrinking
     out: list[list[int]] = []
-    bar = tqdm(total=n, desc="sampling", unit="mol", disable=not progress)
-    while len(out) < n:
-        b = min(batch_size, n - len(out))
+    with tqdm(total=n, desc="sampling", unit="mol", disable=not progress) as bar:
+        while len(out) < n:
+            out.extend(run_batch(min(batch_size, n - len(out)), max_length, bar))
+    return out
+
+
+class Sampler:
+    """Draws batches of sequences from a decoder with fixed settings and one random generator."""
+
+    def __init__(self, decoder: NeoDecoder, temperature: float, top_k: int | None, top_p: float | None,
+                 generator: torch.Generator):
+        self.decoder, self.generator = decoder, generator
+        self.settings = (temperature, top_k, top_p)
+        device = decoder.wte.device
+        self.banned = torch.tensor([i for i in range(len(SPECIAL_TOKENS)) if i != SEP_ID], device=device)
+        self.steps: dict[tuple[int, int], FixedStep] = {}  # (batch, capacity) -> reusable fixed step
+
+    def next_tokens(self, logits: torch.Tensor, pos: int) -> torch.Tensor:
+        logits = logits.float()
+        logits[:, self.banned] = -math.inf
+        if pos == 0:
+            logits[:, SEP_ID] = -math.inf  # no empty molecules
+        return draw(filter_logits(logits, *self.settings).softmax(-1), self.generator)
+
+    def batch_shrinking(self, b: int, max_length: int, bar) -> list[list[int]]:
+        """One batch, finished rows dropped from the cache (once a quarter of them are done)."""
+        decoder, device = self.decoder, self.decoder.wte.device
         done: list[list[int] | None] = [None] * b
         rows = torch.arange(b)  # which of this batch's molecules each cache row holds
         cache = decoder.new_cache(b, max_length)
-        tokens = torch.full((b,), CLS_ID, dtype=torch.long, device=decoder.wte.device)
-        seqs = torch.empty(b, max_length, dtype=torch.long, device=decoder.wte.device)
+        tokens = torch.full((b,), CLS_ID, dtype=torch.long, device=device)
+        seqs = torch.empty(b, max_length, dtype=torch.long, device=device)
         retired_since_compaction = torch.zeros(b, dtype=torch.bool)
         for pos in range(max_length - 1):
-            logits = decoder.step(tokens, pos, cache).float()
-            logits[:, banned] = -math.inf
-            if pos == 0:
-                logits[:, SEP_ID] = -math.inf  # no empty molecules
-            probs = filter_logits(logits, temperature, top_k, top_p).softmax(-1)
-            tokens = draw(probs, generator)
+            tokens = self.next_tokens(decoder.step(tokens, pos, cache), pos)
             seqs[:, pos] = tokens
             finished = (tokens == SEP_ID).cpu() & ~retired_since_compaction
             last = pos == max_length - 2
@@ -204,9 +263,42 @@ def sample_tokens(model, n: int, temperature: float = 1.0, top_k: int | None = N
                 retired_since_compaction = torch.zeros(len(order), dtype=torch.bool)
             else:  # rows already retired keep computing until the next compaction; their output is ignored
                 tokens = tokens.masked_fill(retired_since_compaction.to(tokens.device), SEP_ID)
-        out.extend(done)
-    bar.close()
-    return out
+        return done
+
+    def fixed_step(self, b: int, capacity: int) -> FixedStep:
+        if (b, capacity) not in self.steps:
+            self.steps[(b, capacity)] = FixedStep(self.decoder, b, capacity)
+        return self.steps[(b, capacity)]
+
+    def batch_fixed(self, b: int, max_length: int, bar, check_every: int = 8) -> list[list[int]]:
+        """One batch on fixed-shape steps: every row stays to the end, the device is asked whether
+        all rows are done only every ``check_every`` steps, and the cache capacity doubles from 64."""
+        device = self.decoder.wte.device
+        step = self.fixed_step(b, min(64, max_length))
+        tokens = torch.full((b,), CLS_ID, dtype=torch.long, device=device)
+        seqs = torch.empty(b, max_length, dtype=torch.long, device=device)
+        ends = torch.full((b,), max_length - 1, dtype=torch.long, device=device)  # a row's length
+        alive = torch.ones(b, dtype=torch.bool, device=device)
+        reported = 0
+        for pos in range(max_length - 1):
+            if pos == step.capacity:
+                bigger = self.fixed_step(b, min(2 * step.capacity, max_length))
+                bigger.take_cache(step)
+                step = bigger
+            tokens = self.next_tokens(step(tokens, pos), pos)
+            seqs[:, pos] = tokens
+            finished = alive & (tokens == SEP_ID)
+            ends.masked_fill_(finished, pos)
+            alive &= ~finished
+            tokens = tokens.masked_fill(~alive, SEP_ID)
+            if pos % check_every == check_every - 1:
+                now = b - int(alive.sum())
+                bar.update(now - reported)
+                reported = now
+                if now == b:
+                    break
+        bar.update(b - reported)
+        return [row[:end] for row, end in zip(seqs.tolist(), ends.tolist())]
 
 
 def sample(chemgpt: ChemGPT, n: int, temperature: float = 1.0, top_k: int | None = None,

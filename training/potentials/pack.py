@@ -8,7 +8,8 @@ Part ``k`` of ``n`` holds the training structures of the train molecules with ``
 structures; no test structures travel (evaluate afterwards with ``training.potentials.evaluate``).
 Positions stay float32 (Å); forces are stored as float16 (eV/Å; rounding error below 1 meV/Å for
 |F| < 2 eV/Å, relative 5e-4 above, far under a potential's error). Each part is one ``chunk-0000k.npz``,
-so the parts copied into one folder form a dataset that ``load_dataset`` reads.
+so the parts copied into one folder form a dataset that ``load_dataset`` reads; ``--tag`` keeps the
+parts of two datasets of the same molecules apart there (e.g. a thermal and a contact build).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def select(data: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarra
 @click.option("--part", type=click.IntRange(min=0), required=True)
 @click.option("--of", "parts", type=click.IntRange(min=1), required=True)
 @click.option("--val-structures", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--tag", default="", help="Prefix of the part's file names (chunk-TAG00000.npz).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def main(data, part, parts, val_structures, out):
+def main(data, part, parts, val_structures, tag, out):
     """Write one part of the training split (and a validation subset) as a compact chunk."""
     if part >= parts:
         raise click.BadParameter(f"--part must be below --of ({parts})")
@@ -51,10 +53,10 @@ def main(data, part, parts, val_structures, out):
     packed["forces"] = packed["forces"].astype(np.float16)
     packed["mol_index"] = packed["mol_index"].astype(np.int32)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / f"chunk-{part:05d}.npz", **packed)
-    info = {"source": str(data), "part": part, "of": parts, "structures": int(keep.sum()),
+    np.savez_compressed(out / f"chunk-{tag}{part:05d}.npz", **packed)
+    info = {"source": str(data), "tag": tag, "part": part, "of": parts, "structures": int(keep.sum()),
             "splits": {s: int((packed["split"] == s).sum()) for s in ("train", "val", "test")}}
-    (out / f"pack-{part}.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out / f"pack-{tag}{part}.json").write_text(json.dumps(info, indent=2) + "\n")
     click.echo(json.dumps(info))
 
 

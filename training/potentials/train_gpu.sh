@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# The bundled potentials: SchNet, PaiNN and NequIP trained side by side on one GPU (an H100 here) for a
-# fixed budget of steps, from a packed part of the xTB dataset (training.potentials.pack).
+# Potentials trained side by side on one GPU (an H100 here) for a fixed budget of steps, from a packed
+# part of the xTB dataset (training.potentials.pack). The bundled *-53k models:
 #   DATA=gpu-data/xtb-moses-12.5k-packed OUT=device-out bash training/potentials/train_gpu.sh
+# Continued training of bundled models on more data (sizes come from the checkpoint), e.g. the
+# *-53k-contact models:
+#   DATA=gpu-data/xtb-moses-12.5k-contact-packed ARCHS="schnet nequip" INIT=chemzoo/checkpoints/%s-xtb-moses-53k \
+#   SUFFIX=-contact LR=5e-4 STEPS="schnet=4000 nequip=2500" MINUTES=5.5 bash training/potentials/train_gpu.sh
 # Afterwards, on any machine with the full dataset:
 #   python -m training.potentials.evaluate RUN --data data/xtb-moses-12.5k
 DATA=${DATA:-gpu-data/xtb-moses-12.5k-packed}; OUT=${OUT:-device-out}; RUNS=${RUNS:-/tmp/runs}; MINUTES=${MINUTES:-4.4}
+ARCHS=${ARCHS:-schnet painn nequip}; INIT=${INIT:-}; SUFFIX=${SUFFIX:-}; LR=${LR:-1e-3}; ACCEL=${ACCEL:-gpu}
 mkdir -p "$OUT" "$RUNS"
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-N=$(python3 -c "import json,glob; print(sum(json.load(open(f))['splits']['train'] for f in glob.glob('$DATA/pack-*.json')) // 1000)")
+# thousands of training structures the original (untagged) parts hold: the run's name
+N=$(python3 -c "import json,glob; print(sum(json.load(open(f))['splits']['train'] for f in glob.glob('$DATA/pack-[0-9]*.json')) // 1000)")
 declare -A SIZE=([schnet]="--features 128 --interactions 6" [painn]="--features 128 --interactions 3"
                  [nequip]="--features 32 --interactions 3 --lmax 2")
-declare -A STEPS=([schnet]=3300 [painn]=3000 [nequip]=1700)  # ~4 min each, the three sharing one H100
-for a in schnet painn nequip; do
-  python3 -m training.potentials.train --data "$DATA" --architecture $a ${SIZE[$a]} --accelerator gpu \
-    --batch-size 64 --lr 1e-3 --schedule cosine --epochs 100 --max-steps ${STEPS[$a]} --max-minutes "$MINUTES" \
-    --seed 0 --name "$a-xtb-moses-${N}k" --out "$RUNS/$a-xtb-moses-${N}k" > "$OUT/train-$a.log" 2>&1 &
+declare -A STEP=([schnet]=3300 [painn]=3000 [nequip]=1700)  # ~4 min each, the three sharing one H100
+for kv in ${STEPS:-}; do STEP[${kv%%=*}]=${kv#*=}; done
+for a in $ARCHS; do
+  name="$a-xtb-moses-${N}k$SUFFIX"
+  start=${INIT:+--init $(printf "$INIT" $a)}
+  python3 -m training.potentials.train --data "$DATA" --architecture $a ${SIZE[$a]} $start --accelerator $ACCEL \
+    --batch-size 64 --lr $LR --schedule cosine --epochs 100 --max-steps ${STEP[$a]} --max-minutes "$MINUTES" \
+    --seed 0 --name "$name" --out "$RUNS/$name" > "$OUT/train-$a.log" 2>&1 &
 done
 wait
 for r in "$RUNS"/*/; do
