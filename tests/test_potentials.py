@@ -175,6 +175,7 @@ def test_edges_in_blocks_give_the_same_energy_and_forces(architecture, aspirin, 
     energy, forces = aspirin.get_potential_energy(), aspirin.get_forces()
     monkeypatch.setattr(layers, "EDGE_BLOCK_BYTES", 1)  # 64-edge blocks: aspirin's 238 edges (4 Å) in four
     assert len(layers.edge_blocks(238, 64)) == 4
+    assert len(layers.edge_blocks(238, 64, "cuda")) == 1  # on a GPU blocks only bound memory (1 GiB)
     blocked = aspirin.copy()
     blocked.calc = calc(architecture)
     assert blocked.get_potential_energy() == pytest.approx(energy, abs=1e-10)

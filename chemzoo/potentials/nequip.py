@@ -80,7 +80,8 @@ class NequIP(nn.Module):
         i, j = edge_index
         width = max(layer.tp.irreps_out.dim for layer in self.interactions)
         blocks = [(o3.spherical_harmonics(self.irreps_sh, vectors[b], normalize=True, normalization="component"),
-                   self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b]) for b in edge_blocks(len(lengths), width)]
+                   self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b])
+                  for b in edge_blocks(len(lengths), width, lengths.device)]
         for layer in self.interactions:
             x = layer(x, blocks)
         return self.readout(x).squeeze(-1)

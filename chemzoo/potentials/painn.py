@@ -56,7 +56,7 @@ class PaiNN(nn.Module):
         v = s.new_zeros(s.shape[0], 3, self.features)
         i, j = edge_index
         blocks = [(self.rbf(lengths[b]), self.envelope(lengths[b]), vectors[b] / lengths[b, None], i[b], j[b])
-                  for b in edge_blocks(len(lengths), 3 * self.features)]
+                  for b in edge_blocks(len(lengths), 3 * self.features, lengths.device)]
         for message, update in zip(self.messages, self.updates):
             s, v = message(s, v, blocks)
             s, v = update(s, v)

@@ -46,7 +46,7 @@ class SchNet(nn.Module):
         h = self.embedding(species)
         i, j = edge_index
         blocks = [(self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b])
-                  for b in edge_blocks(len(lengths), max(h.shape[1], self.rbf.freq.numel()))]
+                  for b in edge_blocks(len(lengths), max(h.shape[1], self.rbf.freq.numel()), lengths.device)]
         for interaction in self.interactions:
             h = h + interaction(h, blocks)
         return self.readout(h).squeeze(-1)

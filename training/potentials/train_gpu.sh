@@ -17,7 +17,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 # thousands of training structures the original (untagged) parts hold: the run's name
-N=$(python3 -c "import json,glob; print(sum(json.load(open(f))['splits']['train'] for f in glob.glob('$DATA/pack-[0-9]*.json')) // 1000)")
+N=${N:-$(python3 -c "import json,glob; print(sum(json.load(open(f))['splits']['train'] for f in glob.glob('$DATA/pack-[0-9]*.json')) // 1000)")}
 declare -A SIZE=([schnet]="--features 128 --interactions 6" [painn]="--features 128 --interactions 3"
                  [nequip]="--features 32 --interactions 3 --lmax 2")
 declare -A STEP=([schnet]=3300 [painn]=3000 [nequip]=1700)  # ~4 min each, the three sharing one H100

@@ -1,0 +1,53 @@
+"""Errors of potentials on the test split of an xTB dataset, side by side, per geometry temperature.
+
+    python -m benchmarks.test_split --data data/xtb-moses-12.5k-contact -m schnet-xtb-moses-53k -m schnet-xtb-moses-53k-contact
+
+For each model (registry name or checkpoint folder): energy MAE (meV/atom) and force MAE (meV/Å) on
+the test molecules of ``--data``, over all test structures and for each noise temperature (the
+contact recipe: 300 K = a pulled pair plus 300 K noise, 2500 K = hot noise), and the ratio of each
+model's force MAE to the first model's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+import chemzoo
+from training.potentials.data import Structures
+from training.potentials.dataset import load_dataset
+from training.potentials.pack import select
+from training.potentials.train import test_errors
+
+
+@click.command()
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("-m", "--model", "models", multiple=True, required=True, help="Registry name or folder (repeatable).")
+def main(data, models):
+    """Test-split errors of several potentials on one dataset."""
+    full = load_dataset(data)
+    test_rows = full["split"] == "test"
+    groups = {"all": test_rows}
+    groups.update({f"{t:g} K": test_rows & (full["temperature"] == t) for t in np.unique(full["temperature"][test_rows])})
+    print(f"# {data}: {int(test_rows.sum())} test structures of {len(np.unique(full['mol_index'][test_rows]))} molecules")
+    header = ("model", "geometries", "structures", "energy MAE (meV/atom)", "force MAE (meV/Å)", "force MAE vs first")
+    rows, first = [], {}
+    for name in models:
+        potential = chemzoo.calculator(name).potential
+        for group, keep in groups.items():
+            structures = Structures(select(full, keep), "test", potential.config.cutoff)
+            errors = test_errors(potential, structures)
+            force = errors["test_force_mae_meV_per_A"]
+            first.setdefault(group, force)
+            rows.append((name, group, str(errors["n_test"]), f"{errors['test_energy_mae_meV_per_atom']:.1f}",
+                         f"{force:.1f}", f"{force / first[group]:.2f}x"))
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()
