@@ -1,14 +1,22 @@
-"""chemzoo's SchNet against torch-geometric's reference SchNet (and TorchANI's ANI-2x architecture,
-when importable) at equal hyperparameters: energy+forces calls/s and MD steps/s.
+"""chemzoo's SchNet against SchNetPack's SchNet and torch-geometric's reference SchNet at equal
+hyperparameters: energy+forces calls/s and MD steps/s.
 
-    python -m benchmarks.potential [--repeats 5]
+    pip install --target /tmp/spk --no-deps schnetpack==2.0.4 matscipy hydra-core omegaconf \
+        antlr4-python3-runtime==4.9.3 torchmetrics==1.0.1 h5py torch-ema dirsync fasteners \
+        hydra-colorlog colorlog pytorch-lightning
+    PYTHONPATH=/tmp/spk python -m benchmarks.potential [--repeats 5]
 
-SchNetPack, the peer named first, cannot be used on this stack (2.2 needs Python >= 3.12, 2.0.4 fails
-to import on torch 2.13, 2.1.1 does not resolve): torch-geometric's SchNet is the reference
-implementation we time instead. Hyperparameters: 128 features, 6 interactions, 5 Å cutoff, random
-weights (speed does not depend on training). Systems: aspirin (21 atoms) and periodic water boxes
-of ~1,000 and ~8,000 atoms at 1 g/cm^3. Both models get the same vesin neighbour list, rebuilt each
-call; forces by autograd.
+SchNetPack: 2.2 needs Python >= 3.12 and 2.1.1 does not resolve here, so 2.0.4 (its dependencies
+beside it, off the main environment). It imports the typing alias ``T_co`` that torch 2.13 removed
+from ``torch.utils.data.dataloader``; ``import_schnetpack`` puts that alias back (typing only) and
+nothing else is changed. SchNetPack runs its own pipeline, as its ``SpkCalculator`` does:
+``AtomsConverter`` with its C neighbour list (matscipy), then ``NeuralNetworkPotential`` with
+``Atomwise`` energy and autograd ``Forces``. torch-geometric's SchNet gets our vesin edges (its own
+radius graph needs torch-cluster). Hyperparameters: 128 features, 6 interactions, 5 Å cutoff,
+50 radial functions, random weights (speed does not depend on training). Systems: aspirin (21 atoms)
+and periodic water boxes of ~1,000 and ~8,000 atoms at 1 g/cm^3; the neighbour list is rebuilt on
+every call. Without SchNetPack on the path, its rows are left out and the speed-ups are against
+torch-geometric.
 """
 
 from __future__ import annotations
@@ -90,6 +98,45 @@ class PygSchNetCalculator(Calculator):
         self.results = {"energy": energy.item(), "forces": forces.numpy()}
 
 
+def import_schnetpack():
+    """SchNetPack 2.0.4 with torch 2.13's removed typing alias ``T_co`` restored, or None."""
+    import typing
+
+    import torch.utils.data.dataloader as dataloader
+
+    if not hasattr(dataloader, "T_co"):
+        dataloader.T_co = typing.TypeVar("T_co", covariant=True)
+    try:
+        import schnetpack
+    except ImportError:
+        return None
+    return schnetpack
+
+
+class SchNetPackCalculator(Calculator):
+    """What SchNetPack's ``SpkCalculator`` does per call: convert (matscipy neighbour list), run the model."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, spk, cutoff: float = 5.0):
+        super().__init__()
+        torch.manual_seed(0)
+        representation = spk.representation.SchNet(
+            n_atom_basis=128, n_interactions=6, radial_basis=spk.nn.GaussianRBF(n_rbf=50, cutoff=cutoff),
+            cutoff_fn=spk.nn.CosineCutoff(cutoff))
+        self.model = spk.model.NeuralNetworkPotential(
+            representation=representation, input_modules=[spk.atomistic.PairwiseDistances()],
+            output_modules=[spk.atomistic.Atomwise(n_in=128, output_key="energy"),
+                            spk.atomistic.Forces(energy_key="energy", force_key="forces")]).eval()
+        self.converter = spk.interfaces.AtomsConverter(neighbor_list=spk.transform.MatScipyNeighborList(cutoff=cutoff),
+                                                       dtype=torch.float32)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        out = self.model(self.converter(self.atoms))
+        self.results = {"energy": out["energy"].detach().item(), "forces": out["forces"].detach().numpy()}
+
+
 def ours() -> ChemzooCalculator:
     torch.manual_seed(0)
     config = PotentialConfig("schnet", ELEMENTS, 5.0, dict(features=128, interactions=6, num_basis=50))
@@ -125,17 +172,22 @@ def main(repeats):
     print("# SchNet 128 features, 6 interactions, 5 Å cutoff, 50 radial functions, float32, random weights")
     systems = {"aspirin (21 atoms)": aspirin(), "water box": water_box(1000), "water box ": water_box(8000)}
     peers = {"chemzoo SchNet": ours(), "torch-geometric SchNet": PygSchNetCalculator()}
+    spk = import_schnetpack()
+    if spk is not None:
+        peers["SchNetPack SchNet"] = SchNetPackCalculator(spk)
+        print(f"# SchNetPack {spk.__version__ if hasattr(spk, '__version__') else ''} from {Path(spk.__file__).parent}")
+    reference = "SchNetPack SchNet" if spk is not None else "torch-geometric SchNet"
     rows, per_call = [], {}
     for label, atoms in systems.items():
         n = repeats if len(atoms) < 2000 else max(2, repeats // 2)
         results = {name: (time_calls(calc, atoms, n * 4 if len(atoms) < 100 else n),
                           time_md(calc, atoms, n * 4 if len(atoms) < 100 else n)) for name, calc in peers.items()}
-        base = results["torch-geometric SchNet"][0]
+        base = results[reference][0]
         for name, (calls, steps) in results.items():
             per_call[(name, len(atoms))] = 1 / calls
             rows.append((f"{label.strip()} ({len(atoms)} atoms)" if "box" in label else label, name,
                          f"{calls:.2f}", f"{steps:.2f}", f"{calls / base:.2f}x"))
-    print("| system | model | energy+forces calls/s | MD steps/s | speed-up vs torch-geometric |")
+    print(f"| system | model | energy+forces calls/s | MD steps/s | calls/s vs {reference} |")
     print("|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")

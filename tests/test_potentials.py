@@ -189,3 +189,27 @@ def test_schnet_edge_filter_is_its_filter_network_with_the_softplus_shift_folded
     interaction = Interaction(16, 8).double()
     rbf = torch.randn(50, 8, dtype=torch.float64)
     torch.testing.assert_close(interaction.edge_filter(rbf), interaction.filter(rbf), atol=1e-12, rtol=0)
+
+
+def test_schnet_filters_once_per_pair_give_the_per_edge_energy_forces_and_stress(aspirin, monkeypatch):
+    from chemzoo.potentials.schnet import SchNet
+
+    small_cell = Atoms("COH", positions=[[0.1, 0.2, 0.3], [1.3, 0.4, 0.2], [0.5, 1.4, 1.1]], cell=[3.1, 3.3, 2.9],
+                       pbc=True)  # every atom sees its own periodic images within the 4 Å cutoff
+    results = []
+    for per_pair in (True, False):
+        if not per_pair:
+            plain = SchNet.forward
+            monkeypatch.setattr(SchNet, "forward", lambda self, *args: plain(self, *args, pairs=False))
+        row = []
+        for atoms in (aspirin, small_cell):
+            atoms = atoms.copy()
+            atoms.calc = calc("schnet")
+            row.append((atoms.get_potential_energy(), atoms.get_forces(),
+                        atoms.get_stress() if atoms.pbc.any() else np.zeros(6)))
+        results.append(row)
+    for (e1, f1, s1), (e2, f2, s2) in zip(*results):
+        assert e1 == pytest.approx(e2, abs=1e-10)
+        np.testing.assert_allclose(f1, f2, atol=1e-10)
+        np.testing.assert_allclose(s1, s2, atol=1e-10)
+    assert np.abs(results[0][1][1]).max() > 1e-3  # the small cell has real forces to compare
