@@ -77,7 +77,7 @@ class Potential(nn.Module):
         """Energy of each atom (eV) for the given (possibly strained) positions and shifts."""
         species = self.species(graph.numbers)
         i, j = graph.edge_index
-        vectors = positions[j] - positions[i] + shifts
+        vectors = positions.index_select(0, j) - positions.index_select(0, i) + shifts  # index_select: its backward is a fast index_add
         lengths = vectors.norm(dim=-1)
         out = self.net(species, vectors, lengths, graph.edge_index)
         ref = self.reference_energies.to(out.dtype)[species]

@@ -18,8 +18,8 @@ class Message(nn.Module):
         """blocks: (rbf, envelope, unit vector, i, j) per block of edges."""
         phi, s_out, v_out = self.phi(s), s, v  # messages read the features before this update
         for rbf, envelope, unit, i, j in blocks:
-            ds, dvv, dvs = (phi[j] * (self.w(rbf) * envelope[:, None])).chunk(3, dim=-1)
-            dv = v[j] * dvv[:, None, :] + unit[:, :, None] * dvs[:, None, :]
+            ds, dvv, dvs = (phi.index_select(0, j) * (self.w(rbf) * envelope[:, None])).chunk(3, dim=-1)
+            dv = v.index_select(0, j) * dvv[:, None, :] + unit[:, :, None] * dvs[:, None, :]
             s_out, v_out = s_out.index_add(0, i, ds), v_out.index_add(0, i, dv)
         return s_out, v_out
 

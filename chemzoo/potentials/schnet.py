@@ -30,9 +30,9 @@ class Interaction(nn.Module):
         x, out = self.in2f(h), h.new_zeros(h.shape)
         for rbf, envelope, i, j in blocks:
             w = self.edge_filter(rbf) * envelope[:, None]
-            out = out.index_add(0, i, x[j] * w)
+            out = out.index_add(0, i, x.index_select(0, j) * w)
             if both_ways:
-                out = out.index_add(0, j, x[i] * w)
+                out = out.index_add(0, j, x.index_select(0, i) * w)
         return self.f2out(out)
 
 
