@@ -2,10 +2,15 @@
 # Potentials trained side by side on one GPU (an H100 here) for a fixed budget of steps, from a packed
 # part of the xTB dataset (training.potentials.pack). The bundled *-53k models:
 #   DATA=gpu-data/xtb-moses-12.5k-packed OUT=device-out bash training/potentials/train_gpu.sh
-# Continued training of bundled models on more data (sizes come from the checkpoint), e.g. the
-# *-53k-contact models:
-#   DATA=gpu-data/xtb-moses-12.5k-contact-packed ARCHS="schnet nequip" INIT=chemzoo/checkpoints/%s-xtb-moses-53k \
-#   SUFFIX=-contact LR=5e-4 STEPS="schnet=4000 nequip=2500" MINUTES=5.5 bash training/potentials/train_gpu.sh
+# Continued training of bundled models on more data (sizes come from the checkpoint), e.g. the bundled
+# schnet-xtb-moses-53k-contact: thermal part 0 of 3 and contact parts 0 and 1 of 3 in one folder
+# (the GPU machine takes 64 MiB with the repository), then
+#   python -m training.potentials.pack --data data/xtb-moses-12.5k --part 0 --of 3 --out D
+#   python -m training.potentials.pack --data data/xtb-moses-12.5k-contact --part 0 --of 3 --val-structures 1000 --tag contact- --out D
+#   python -m training.potentials.pack --data data/xtb-moses-12.5k-contact --part 1 --of 3 --tag contact- --out D
+#   N=53 DATA=D ARCHS="schnet nequip" INIT=chemzoo/checkpoints/%s-xtb-moses-53k SUFFIX=-contact LR=5e-4 \
+#     STEPS="schnet=4000 nequip=2500" MINUTES=5.4 bash training/potentials/train_gpu.sh
+# (NequIP got 342 steps in that run: per-edge blocks, since made CPU-only, slowed it 6x on the GPU.)
 # Afterwards, on any machine with the full dataset:
 #   python -m training.potentials.evaluate RUN --data data/xtb-moses-12.5k
 DATA=${DATA:-gpu-data/xtb-moses-12.5k-packed}; OUT=${OUT:-device-out}; RUNS=${RUNS:-/tmp/runs}; MINUTES=${MINUTES:-4.4}
