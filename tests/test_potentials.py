@@ -182,13 +182,16 @@ def test_edges_in_blocks_give_the_same_energy_and_forces(architecture, aspirin, 
     np.testing.assert_allclose(blocked.get_forces(), forces, atol=1e-10)
 
 
-def test_schnet_edge_filter_is_its_filter_network_with_the_softplus_shift_folded_in():
-    from chemzoo.potentials.schnet import Interaction
+def test_folding_the_softplus_shift_into_the_bias_leaves_each_schnet_mlp_unchanged():
+    from chemzoo.potentials.layers import ssp_mlp
+    from chemzoo.potentials.schnet import SchNet
 
     torch.manual_seed(0)
-    interaction = Interaction(16, 8).double()
-    rbf = torch.randn(50, 8, dtype=torch.float64)
-    torch.testing.assert_close(interaction.edge_filter(rbf), interaction.filter(rbf), atol=1e-12, rtol=0)
+    net = SchNet(features=16, interactions=1, num_basis=8).double()
+    interaction = net.interactions[0]
+    for mlp, width in ((interaction.filter, 8), (interaction.f2out, 16), (net.readout, 16)):
+        x = torch.randn(50, width, dtype=torch.float64)
+        torch.testing.assert_close(ssp_mlp(x, mlp), mlp(x), atol=1e-12, rtol=0)
 
 
 def test_schnet_filters_once_per_pair_give_the_per_edge_energy_forces_and_stress(aspirin, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -39,6 +40,13 @@ class ShiftedSoftplus(nn.Module):
 
     def forward(self, x):
         return nn.functional.softplus(x) - math.log(2.0)
+
+
+def ssp_mlp(x: torch.Tensor, mlp: nn.Sequential) -> torch.Tensor:
+    """``mlp(x)`` for an ``mlp`` of Linear, ShiftedSoftplus, Linear, with one pass less over ``x``'s rows:
+    the shift of ssp(x) = softplus(x) - log 2 folds into the last layer's bias."""
+    first, last = mlp[0], mlp[2]
+    return F.linear(F.softplus(first(x)), last.weight, last.bias - math.log(2.0) * last.weight.sum(1))
 
 
 def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:

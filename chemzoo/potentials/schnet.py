@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, ShiftedSoftplus, edge_blocks
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, ShiftedSoftplus, edge_blocks, ssp_mlp
 
 
 class Interaction(nn.Module):
@@ -18,22 +15,17 @@ class Interaction(nn.Module):
         self.in2f = nn.Linear(features, features, bias=False)
         self.f2out = nn.Sequential(nn.Linear(features, features), ShiftedSoftplus(), nn.Linear(features, features))
 
-    def edge_filter(self, rbf):
-        """``self.filter(rbf)`` with one pass less over the edges: the shift of the shifted softplus,
-        ssp(x) = softplus(x) - log 2, folds into the next layer's bias."""
-        first, last = self.filter[0], self.filter[2]
-        return F.linear(F.softplus(first(rbf)), last.weight, last.bias - math.log(2.0) * last.weight.sum(1))
 
     def forward(self, h, blocks, both_ways: bool = False):
         """blocks: (rbf, envelope, i, j) per block of edges. ``both_ways``: each edge stands for the pair,
         so its filter (a function of the distance only) serves the messages j -> i and i -> j."""
         x, out = self.in2f(h), h.new_zeros(h.shape)
         for rbf, envelope, i, j in blocks:
-            w = self.edge_filter(rbf) * envelope[:, None]
-            out = out.index_add(0, i, x.index_select(0, j) * w)
+            w = ssp_mlp(rbf, self.filter) * envelope[:, None]
+            out.index_add_(0, i, x.index_select(0, j) * w)  # in place: no copy of the node features per block
             if both_ways:
-                out = out.index_add(0, j, x.index_select(0, i) * w)
-        return self.f2out(out)
+                out.index_add_(0, j, x.index_select(0, i) * w)
+        return ssp_mlp(out, self.f2out)
 
 
 class SchNet(nn.Module):
@@ -60,7 +52,7 @@ class SchNet(nn.Module):
                   for b in edge_blocks(len(lengths), max(h.shape[1], self.rbf.freq.numel()), lengths.device)]
         for interaction in self.interactions:
             h = h + interaction(h, blocks, both_ways=pairs)
-        return self.readout(h).squeeze(-1)
+        return ssp_mlp(h, self.readout).squeeze(-1)
 
 
 def one_per_pair(vectors: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
