@@ -29,20 +29,23 @@ def main(data, models):
     """Test-split errors of several potentials on one dataset."""
     full = load_dataset(data)
     test_rows = full["split"] == "test"
-    groups = {"all": test_rows}
-    groups.update({f"{t:g} K": test_rows & (full["temperature"] == t) for t in np.unique(full["temperature"][test_rows])})
+    groups = {f"{t:g} K": test_rows & (full["temperature"] == t) for t in np.unique(full["temperature"][test_rows])}
     print(f"# {data}: {int(test_rows.sum())} test structures of {len(np.unique(full['mol_index'][test_rows]))} molecules")
     header = ("model", "geometries", "structures", "energy MAE (meV/atom)", "force MAE (meV/Å)", "force MAE vs first")
     rows, first = [], {}
     for name in models:
         potential = chemzoo.calculator(name).potential
-        for group, keep in groups.items():
-            structures = Structures(select(full, keep), "test", potential.config.cutoff)
-            errors = test_errors(potential, structures)
-            force = errors["test_force_mae_meV_per_A"]
+        errors = {}
+        for group, keep in groups.items():  # each structure evaluated once; "all" is their weighted mean
+            e = test_errors(potential, Structures(select(full, keep), "test", potential.config.cutoff))
+            errors[group] = (e["test_energy_mae_meV_per_atom"], e["test_force_mae_meV_per_A"], e["n_test"],
+                             int(full["n_atoms"][keep].sum()))
+        structures, atoms = sum(v[2] for v in errors.values()), sum(v[3] for v in errors.values())
+        errors = {"all": (sum(v[0] * v[2] for v in errors.values()) / structures,
+                          sum(v[1] * v[3] for v in errors.values()) / atoms, structures, atoms), **errors}
+        for group, (energy, force, n, _) in errors.items():
             first.setdefault(group, force)
-            rows.append((name, group, str(errors["n_test"]), f"{errors['test_energy_mae_meV_per_atom']:.1f}",
-                         f"{force:.1f}", f"{force / first[group]:.2f}x"))
+            rows.append((name, group, str(n), f"{energy:.1f}", f"{force:.1f}", f"{force / first[group]:.2f}x"))
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for r in rows:
