@@ -1,6 +1,6 @@
 """NVE energy drift of a bundled potential on held-out molecules (issue 4: < 1 meV/atom/ps, no blow-up).
 
-    python -m benchmarks.md_drift [-m painn-xtb-moses-53k] [--ps 10] [--timestep 0.5] [--molecules 3]
+    python -m benchmarks.md_drift [-m painn-xtb-moses-53k] [--ps 10] [--timestep 0.5] [--molecules 3] [--temperature 300]
 
 Molecules: the test split of the committed xTB slice (tests/data/xtb-moses-200), first geometry of
 each (none of these 25 molecules is in the 12,500-molecule dataset the bundled potentials were trained on;
@@ -31,7 +31,8 @@ SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-2
 @click.option("--timestep", default=0.5, show_default=True, help="fs")
 @click.option("--molecules", default=3, show_default=True)
 @click.option("--skip", default=0, show_default=True, help="Start after this many test molecules (to split runs).")
-def main(model_name, ps, timestep, molecules, skip):
+@click.option("--temperature", default=300.0, show_default=True, help="K, of the starting velocities (a hot start probes the walls).")
+def main(model_name, ps, timestep, molecules, skip, temperature):
     data = load_dataset(SLICE)
     starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
     test = data["split"] == "test"
@@ -39,7 +40,7 @@ def main(model_name, ps, timestep, molecules, skip):
     calc = chemzoo.calculator(model_name)
     steps = int(round(ps * 1000 / timestep))
     print(f"# {time.strftime('%Y-%m-%d')}: {model_name or chemzoo.default_model('potential').name}, NVE, "
-          f"{ps:g} ps at {timestep:g} fs ({steps} steps), 300 K start, held-out molecules")
+          f"{ps:g} ps at {timestep:g} fs ({steps} steps), {temperature:g} K start, held-out molecules")
     print("| molecule | atoms | simulated (ps) | drift (meV/atom/ps) | max |E - E(0)| (meV/atom) | blew up | steps/s |")
     print("|---|---|---|---|---|---|---|")
     folder = Path(tempfile.mkdtemp(prefix="md_drift_"))
@@ -49,7 +50,7 @@ def main(model_name, ps, timestep, molecules, skip):
         atoms = Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
         atoms.calc = calc
         start = time.perf_counter()
-        result = run_md(atoms, "nve", 300.0, timestep, steps, folder / f"molecule-{k}.extxyz",
+        result = run_md(atoms, "nve", temperature, timestep, steps, folder / f"molecule-{k}.extxyz",
                         log_every=max(1, steps // 200), progress=False)
         seconds = time.perf_counter() - start
         t = np.array([r["time_fs"] for r in result.log]) / 1000
