@@ -50,7 +50,7 @@ class Interaction(nn.Module):
         """blocks: (spherical harmonics, rbf, envelope, i, j) per block of edges."""
         messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
         for sh, rbf, envelope, i, j in blocks:
-            messages = messages.index_add(0, i, self.tp(x.index_select(0, j), sh, self.radial(rbf) * envelope[:, None]))
+            messages.index_add_(0, i, self.tp(x.index_select(0, j), sh, self.radial(rbf) * envelope[:, None]))
         return self.gate(self.mix(messages * self.norm) + self.skip(x))
 
 

@@ -13,9 +13,10 @@ by ``tblite`` GFN2-xTB:
   pair (one atom between them, e.g. H-C-H) or a 1-4 pair to 50-90 % of its distance, never under
   0.6 Å - on top of 300 K noise; the fourth is hot noise at 2500 K. Geometries whose xTB forces
   exceed 30 eV/Å on an atom are dropped. Built with the same ``--seed`` as a thermal dataset it
-  holds the same molecules in the same splits, so the two folders train together. Splits are by molecule (80/10/10). Molecules are processed in
-chunks written atomically as ``chunk-NNNNN.npz``: an interruption loses at most the chunks in
-progress, and rerunning the same command skips finished chunks. Rerunning with a larger
+  holds the same molecules in the same splits, so the two folders train together.
+
+Splits are by molecule (80/10/10). Molecules are processed in chunks written atomically as
+``chunk-NNNNN.npz``: an interruption loses at most the chunks in progress, and rerunning the same command skips finished chunks. Rerunning with a larger
 ``--molecules`` (same seed and chunk size) grows the dataset: the molecules are a prefix of one
 seeded order, so the existing chunks stay valid. ``README.md`` is the dataset card.
 """
@@ -167,10 +168,10 @@ def load_dataset(folder: Path) -> dict[str, np.ndarray]:
 
 RECIPE_TEXT = {
     "thermal": "Gaussian displacements of\n  0.02 Å x sqrt(T / 300 K) at T = 300, 600, 1000 K.",
-    "contact": ("close contacts: in three of every four geometries one\n  pair of atoms pulled together "
-                "along its axis (bonded pairs to 75-95 %, geminal and 1-4 pairs to 50-90 %\n  of their distance, "
-                "not under 0.6 Å) plus 300 K noise; the fourth with 2500 K noise\n  (Gaussian, 0.02 Å x sqrt(T / 300 K)). "
-                "Geometries with an xTB force above 30 eV/Å are dropped."),
+    "contact": ("close contacts: in three of every four geometries one\n  pair of atoms pulled together along its axis ("
+                + ", ".join(f"{('bonded', 'geminal', '1-4')[d - 1]} pairs to {lo:.0%}-{hi:.0%}" for d, lo, hi in CONTACTS)
+                + f"\n  of their distance, not under {CONTACT_FLOOR} Å) plus 300 K noise; the fourth with {HOT:.0f} K noise"
+                + f"\n  (Gaussian, 0.02 Å x sqrt(T / 300 K)). Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
 }
 
 
