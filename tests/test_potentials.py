@@ -216,3 +216,54 @@ def test_schnet_filters_once_per_pair_give_the_per_edge_energy_forces_and_stress
         np.testing.assert_allclose(f1, f2, atol=1e-10)
         np.testing.assert_allclose(s1, s2, atol=1e-10)
     assert np.abs(results[0][1][1]).max() > 1e-3  # the small cell has real forces to compare
+
+
+def _schnet_results(potential, atoms):
+    from chemzoo.potentials.graph import build_graph
+
+    graph = build_graph(atoms.numbers, atoms.positions, potential.config.cutoff, atoms.cell.array, atoms.pbc,
+                        dtype=torch.float64)
+    out = potential(graph, forces=True, stress=bool(atoms.pbc.any()))
+    return {k: v.detach() for k, v in out.items()}
+
+
+def test_schnet_hand_written_backward_equals_autograd(aspirin):
+    """Frozen parameters switch SchNet to schnet_fused (the calculator's path); same numbers as autograd
+    for a molecule and for a small periodic cell (energy, forces, stress), in float64."""
+    from chemzoo.potentials.schnet_fused import Plan
+
+    potential = make_potential("schnet").double().eval()
+    small_cell = Atoms("COH", positions=[[0.1, 0.2, 0.3], [1.3, 0.4, 0.2], [0.5, 1.4, 1.1]], cell=[3.1, 3.3, 2.9],
+                       pbc=True)
+    water = read(Path(__file__).parent / "data" / "aspirin.xyz")
+    water.set_cell([9.0, 9.5, 10.0])
+    water.pbc = True
+    for atoms in (aspirin, small_cell, water):
+        assert Plan.of(potential.net) is None  # trainable: autograd
+        reference = _schnet_results(potential, atoms)
+        potential.requires_grad_(False)
+        assert Plan.of(potential.net) is not None
+        fused = _schnet_results(potential, atoms)
+        potential.requires_grad_(True)
+        assert reference.keys() == fused.keys()
+        for key in reference:
+            torch.testing.assert_close(fused[key], reference[key], atol=1e-11, rtol=1e-11)
+        assert reference["forces"].abs().max() > 1e-3
+
+
+def test_schnet_hand_written_backward_follows_new_weights_and_refuses_second_derivatives(aspirin):
+    from chemzoo.potentials.graph import build_graph
+
+    potential = make_potential("schnet").double().eval().requires_grad_(False)
+    before = _schnet_results(potential, aspirin)
+    other = make_potential("schnet", seed=1).double().eval()
+    potential.load_state_dict(other.state_dict())  # in place: the cached plan must notice
+    after = _schnet_results(potential, aspirin)
+    torch.testing.assert_close(after["forces"], _schnet_results(other, aspirin)["forces"], atol=1e-11, rtol=0)
+    assert (after["forces"] - before["forces"]).abs().max() > 1e-3
+
+    graph = build_graph(aspirin.numbers, aspirin.positions, 4.0, dtype=torch.float64)
+    positions = graph.positions.requires_grad_(True)
+    energy = potential.atomic_energies(graph, positions, graph.shifts).sum()
+    with pytest.raises(RuntimeError, match="first derivatives only"):  # a Hessian would be silently wrong
+        torch.autograd.grad(energy, positions, create_graph=True)

@@ -62,7 +62,8 @@ class ChemzooCalculator(Calculator):
             raise ChemzooError(f"unknown dtype {dtype!r}; use float32 or float64")
         if dtype not in potential.config.dtypes:
             raise ChemzooError(f"this potential cannot run in {dtype}; it supports {', '.join(potential.config.dtypes)}")
-        self.potential = potential.to(device=device, dtype=DTYPES[dtype]).eval()
+        # inference only: frozen parameters let SchNet use its hand-written backward (schnet_fused)
+        self.potential = potential.to(device=device, dtype=DTYPES[dtype]).eval().requires_grad_(False)
         self.device, self.dtype, self.min_distance = device, DTYPES[dtype], min_distance
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, ShiftedSoftplus, edge_blocks, ssp_mlp
+from chemzoo.potentials.schnet_fused import FusedSchNet, Plan
 
 
 class Interaction(nn.Module):
@@ -43,11 +44,14 @@ class SchNet(nn.Module):
         """``pairs``: compute each filter once per atom pair, not once per direction (the list must be a
         full one: every edge i -> j with its reverse). The filter network is most of SchNet's cost, so
         this nearly halves it; ``pairs=False`` is the plain per-edge sum (the same numbers)."""
-        h = self.embedding(species)
         i, j = edge_index
         if pairs:
-            keep = one_per_pair(vectors, i, j)
-            i, j, lengths = i[keep], j[keep], lengths[keep]
+            keep = one_per_pair(vectors, i, j).nonzero().squeeze(1)
+            i, j, lengths = i.index_select(0, keep), j.index_select(0, keep), lengths.index_select(0, keep)
+            plan = None if self.training else Plan.of(self)
+            if plan is not None:  # inference (eval mode, frozen parameters): the hand-written backward
+                return FusedSchNet.apply(lengths, self, plan, species, i, j)
+        h = self.embedding(species)
         blocks = [(self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b])
                   for b in edge_blocks(len(lengths), max(h.shape[1], self.rbf.freq.numel()), lengths.device)]
         for interaction in self.interactions:
