@@ -227,10 +227,16 @@ def _schnet_results(potential, atoms):
     return {k: v.detach() for k, v in out.items()}
 
 
-def test_schnet_hand_written_backward_equals_autograd(aspirin):
+@pytest.mark.parametrize("blocks", ["one", "several"])
+def test_schnet_hand_written_backward_equals_autograd(aspirin, blocks, monkeypatch):
     """Frozen parameters switch SchNet to schnet_fused (the calculator's path); same numbers as autograd
-    for a molecule and for a small periodic cell (energy, forces, stress), in float64."""
+    for a molecule and for a small periodic cell (energy, forces, stress), in float64, with the pairs in
+    one block or in blocks of 64."""
+    from chemzoo.potentials import layers
     from chemzoo.potentials.schnet_fused import Plan
+
+    if blocks == "several":
+        monkeypatch.setattr(layers, "EDGE_BLOCK_BYTES", 1)  # the 64-pair minimum: aspirin's 164 pairs in 3
 
     potential = make_potential("schnet").double().eval()
     small_cell = Atoms("COH", positions=[[0.1, 0.2, 0.3], [1.3, 0.4, 0.2], [0.5, 1.4, 1.1]], cell=[3.1, 3.3, 2.9],
