@@ -204,6 +204,7 @@ def test_schnet_filters_once_per_pair_give_the_per_edge_energy_forces_and_stress
         if not per_pair:
             plain = SchNet.forward
             monkeypatch.setattr(SchNet, "forward", lambda self, *args: plain(self, *args, pairs=False))
+            monkeypatch.delattr(SchNet, "pair_edges")  # the full neighbour list
         row = []
         for atoms in (aspirin, small_cell):
             atoms = atoms.copy()

@@ -76,10 +76,14 @@ class Potential(nn.Module):
     def atomic_energies(self, graph: Graph, positions: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
         """Energy of each atom (eV) for the given (possibly strained) positions and shifts."""
         species = self.species(graph.numbers)
-        i, j = graph.edge_index
+        edge_index = graph.edge_index
+        if hasattr(self.net, "pair_edges"):  # SchNet: one edge per atom pair, its messages go both ways
+            keep = self.net.pair_edges(edge_index, graph.shifts)
+            edge_index, shifts = edge_index.index_select(1, keep), shifts.index_select(0, keep)
+        i, j = edge_index
         vectors = positions.index_select(0, j) - positions.index_select(0, i) + shifts  # index_select: its backward is a fast index_add
         lengths = vectors.norm(dim=-1)
-        out = self.net(species, vectors, lengths, graph.edge_index)
+        out = self.net(species, vectors, lengths, edge_index)
         ref = self.reference_energies.to(out.dtype)[species]
         return out * self.config.energy_scale + self.config.energy_shift + ref
 

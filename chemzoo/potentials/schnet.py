@@ -40,14 +40,17 @@ class SchNet(nn.Module):
         self.interactions = nn.ModuleList(Interaction(features, num_basis) for _ in range(interactions))
         self.readout = nn.Sequential(nn.Linear(features, features // 2), ShiftedSoftplus(), nn.Linear(features // 2, 1))
 
+    def pair_edges(self, edge_index: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+        """Indices of one edge per atom pair of a full neighbour list (``one_per_pair``). ``Potential``
+        passes SchNet only these: each filter is computed once per pair and its messages go both ways."""
+        return one_per_pair(shifts, *edge_index).nonzero().squeeze(1)
+
     def forward(self, species, vectors, lengths, edge_index, pairs: bool = True):
-        """``pairs``: compute each filter once per atom pair, not once per direction (the list must be a
-        full one: every edge i -> j with its reverse). The filter network is most of SchNet's cost, so
-        this nearly halves it; ``pairs=False`` is the plain per-edge sum (the same numbers)."""
+        """``pairs``: the edges are one per atom pair (``pair_edges``) and each sends its message both
+        ways. The filter network is most of SchNet's cost, so this nearly halves it; ``pairs=False``
+        takes a full list and is the plain per-edge sum (the same numbers)."""
         i, j = edge_index
         if pairs:
-            keep = one_per_pair(vectors, i, j).nonzero().squeeze(1)
-            i, j, lengths = i.index_select(0, keep), j.index_select(0, keep), lengths.index_select(0, keep)
             plan = None if self.training else Plan.of(self)
             if plan is not None:  # inference (eval mode, frozen parameters): the hand-written backward
                 return FusedSchNet.apply(lengths, self, plan, species, i, j)
@@ -59,9 +62,9 @@ class SchNet(nn.Module):
         return ssp_mlp(h, self.readout).squeeze(-1)
 
 
-def one_per_pair(vectors: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+def one_per_pair(shifts: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
     """Mask keeping one of the two directed edges of every pair in a full neighbour list: i < j, and for
-    an atom and its own periodic image (i == j, vector = the lattice shift, exactly) the positive one."""
-    x, y, z = vectors.detach().unbind(-1)
+    an atom and its own periodic image (i == j; the edge vector is the lattice shift) the positive shift."""
+    x, y, z = shifts.detach().unbind(-1)
     positive = (x > 0) | ((x == 0) & ((y > 0) | ((y == 0) & (z > 0))))
     return (i < j) | ((i == j) & positive)
