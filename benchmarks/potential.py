@@ -169,15 +169,15 @@ def md_step_times(calc, atoms, n) -> list[float]:
 
 def interleaved(peers: dict, atoms: Atoms, n: int, rounds: int = 4) -> dict[str, tuple[float, float]]:
     """Median calls/s and MD steps/s per peer, measured in ``rounds`` rounds that take the peers in
-    turn (a slow spell of the machine hits all of them), ``n`` calls and steps per peer and round."""
+    turn (a slow spell of the machine hits all of them), ``n`` calls and steps per peer and round. Each
+    turn starts with one untimed call: the first call after another peer's turn pays for memory that
+    peer gave back (on 8,000 atoms, page faults in GBs of fresh allocations), which steady MD does not."""
     rng = np.random.default_rng(0)
     copies = {name: atoms.copy() for name in peers}
-    for name, calc in peers.items():  # warm-up
-        copies[name].calc = calc
-        copies[name].get_forces()
     calls, steps = {name: [] for name in peers}, {name: [] for name in peers}
     for _ in range(rounds):
         for name, calc in peers.items():
+            call_times(calc, copies[name], 1, rng)  # untimed
             calls[name] += call_times(calc, copies[name], n, rng)
             steps[name] += md_step_times(calc, copies[name], n)
     return {name: (1 / np.median(calls[name]), 1 / np.median(steps[name])) for name in peers}

@@ -274,3 +274,22 @@ def test_schnet_hand_written_backward_follows_new_weights_and_refuses_second_der
     energy = potential.atomic_energies(graph, positions, graph.shifts).sum()
     with pytest.raises(RuntimeError, match="first derivatives only"):  # a Hessian would be silently wrong
         torch.autograd.grad(energy, positions, create_graph=True)
+
+
+def test_a_batch_of_cells_gives_each_cell_its_own_energy_forces_and_stress():
+    """Two periodic cells in one graph (training's batches) against each alone (the calculator's path)."""
+    from chemzoo.potentials.graph import build_graph, collate
+
+    potential = make_potential("painn").double().eval()
+    cells = [Atoms("CO2H2", positions=[[0, 0, 0], [1.2, 0, 0], [-1.2, 0.1, 0], [0.3, 1.0, 0.4], [0.2, -0.9, 0.6]],
+                   cell=[[4.1, 0.2, 0.0], [0.0, 3.9, 0.3], [0.1, 0.0, 4.3]], pbc=True),
+             Atoms("NH3", positions=[[0, 0, 0], [1.0, 0, 0], [-0.3, 0.95, 0], [-0.3, -0.3, 0.9]],
+                   cell=[[3.6, 0.0, 0.0], [0.4, 3.8, 0.0], [0.0, 0.2, 4.0]], pbc=True)]
+    graphs = [build_graph(a.numbers, a.positions, 4.0, a.cell.array, a.pbc, dtype=torch.float64) for a in cells]
+    alone = [potential(g, stress=True) for g in graphs]
+    batch = potential(collate(graphs), stress=True)
+    for k, single in enumerate(alone):
+        torch.testing.assert_close(batch["energy"][k], single["energy"][0], atol=1e-10, rtol=0)
+        torch.testing.assert_close(batch["stress"][k], single["stress"][0], atol=1e-12, rtol=0)
+    torch.testing.assert_close(batch["forces"], torch.cat([s["forces"] for s in alone]), atol=1e-10, rtol=0)
+    assert alone[1]["stress"].abs().max() > 1e-4

@@ -96,8 +96,11 @@ class Potential(nn.Module):
         if stress:
             strain = torch.zeros_like(graph.cell, requires_grad=True)
             sym = 0.5 * (strain + strain.transpose(1, 2))
-            strained = positions + torch.einsum("ni,nij->nj", positions, sym[graph.batch])
-            shifts = shifts + torch.einsum("ei,eij->ej", shifts, sym[graph.batch[graph.edge_index[0]]])
+            if graph.n_structures == 1:  # one cell (the calculator): plain matmuls, no per-edge copies of it
+                strained, shifts = positions + positions @ sym[0], shifts + shifts @ sym[0]
+            else:
+                strained = positions + torch.einsum("ni,nij->nj", positions, sym[graph.batch])
+                shifts = shifts + torch.einsum("ei,eij->ej", shifts, sym[graph.batch[graph.edge_index[0]]])
         energy = scatter_sum(self.atomic_energies(graph, strained, shifts), graph.batch, graph.n_structures)
         result = {"energy": energy}
         wrt = ([positions] if forces else []) + ([strain] if stress else [])
