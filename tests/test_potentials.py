@@ -293,3 +293,16 @@ def test_a_batch_of_cells_gives_each_cell_its_own_energy_forces_and_stress():
         torch.testing.assert_close(batch["stress"][k], single["stress"][0], atol=1e-12, rtol=0)
     torch.testing.assert_close(batch["forces"], torch.cat([s["forces"] for s in alone]), atol=1e-10, rtol=0)
     assert alone[1]["stress"].abs().max() > 1e-4
+
+
+def test_the_calculator_takes_schnets_hand_written_backward(aspirin, monkeypatch):
+    from chemzoo.potentials import schnet_fused
+
+    calls = []
+    forward = schnet_fused.FusedSchNet.forward
+    monkeypatch.setattr(schnet_fused.FusedSchNet, "forward",
+                        staticmethod(lambda ctx, *args: calls.append(1) or forward(ctx, *args)))
+    aspirin.calc = calc("schnet")
+    aspirin.get_forces()
+    assert calls == [1]
+    assert not any(p.requires_grad for p in aspirin.calc.potential.parameters())

@@ -51,7 +51,10 @@ def check_clashes(atoms, min_distance: float, neighbours=None) -> None:
 
 
 class ChemzooCalculator(Calculator):
-    """ASE calculator for a chemzoo ``Potential``: energy, free_energy, forces; stress for periodic cells."""
+    """ASE calculator for a chemzoo ``Potential``: energy, free_energy, forces; stress for periodic cells.
+
+    Inference only: it puts the potential in eval mode and freezes its parameters (``requires_grad``
+    False), which lets SchNet take its hand-written backward (``schnet_fused``)."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
