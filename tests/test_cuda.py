@@ -19,11 +19,12 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 DATA = Path(__file__).parent / "data"
 
 
-def test_bundled_potential_gives_the_same_energy_and_forces_on_cuda():
+@pytest.mark.parametrize("name", [None, "schnet-xtb-moses-53k-contact"])  # the default; SchNet's hand-written backward
+def test_bundled_potential_gives_the_same_energy_and_forces_on_cuda(name):
     atoms = read(DATA / "aspirin.xyz")
     cpu = atoms.copy()
-    cpu.calc = chemzoo.calculator(dtype="float64")
-    atoms.calc = chemzoo.calculator(device="cuda", dtype="float64")
+    cpu.calc = chemzoo.calculator(name, dtype="float64")
+    atoms.calc = chemzoo.calculator(name, device="cuda", dtype="float64")
     assert atoms.get_potential_energy() == pytest.approx(cpu.get_potential_energy(), abs=1e-8)  # eV
     np.testing.assert_allclose(atoms.get_forces(), cpu.get_forces(), atol=1e-8)  # eV/Å
 
