@@ -11,6 +11,8 @@
 #   N=53 DATA=D ARCHS="schnet nequip" INIT=chemzoo/checkpoints/%s-xtb-moses-53k SUFFIX=-contact LR=5e-4 \
 #     STEPS="schnet=4000 nequip=2500" MINUTES=5.4 bash training/potentials/train_gpu.sh
 # (NequIP got 342 steps in that run: per-edge blocks, since made CPU-only, slowed it 6x on the GPU.)
+# PaiNN on the same data got 708 steps on 2 CPU cores (session 4): hot MD holds, thermal accuracy fell
+# to 63.6 meV/A; continue it with INIT=results/potentials/%s-xtb-moses-53k-contact/checkpoint (painn).
 # Afterwards, on any machine with the full dataset:
 #   python -m training.potentials.evaluate RUN --data data/xtb-moses-12.5k
 DATA=${DATA:-gpu-data/xtb-moses-12.5k-packed}; OUT=${OUT:-device-out}; RUNS=${RUNS:-/tmp/runs}; MINUTES=${MINUTES:-4.4}
