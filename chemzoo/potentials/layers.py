@@ -23,10 +23,8 @@ class BesselBasis(nn.Module):
 
     def value_and_derivative(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The basis (E, num_basis) and its derivative in r (per Å), without autograd."""
-        r = r[:, None]
-        fr = self.freq * r
-        value = math.sqrt(2.0 / self.cutoff) * torch.sin(fr) / r
-        return value, (math.sqrt(2.0 / self.cutoff) * self.freq * torch.cos(fr) - value) / r
+        value, r = self(r), r[:, None]
+        return value, (math.sqrt(2.0 / self.cutoff) * self.freq * torch.cos(self.freq * r) - value) / r
 
 
 class PolynomialCutoff(nn.Module):
@@ -44,11 +42,8 @@ class PolynomialCutoff(nn.Module):
     def value_and_derivative(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The envelope and its derivative in r (per Å), without autograd."""
         x, p = r / self.cutoff, self.p
-        inside = x < 1
-        xp1 = x ** (p - 1)
-        value = 1 - xp1 * x * ((p + 1) * (p + 2) / 2 - p * (p + 2) * x + p * (p + 1) / 2 * x * x)
-        slope = -xp1 * (p * (p + 1) * (p + 2) / 2) * (1 - x) ** 2 / self.cutoff  # d/dr of the polynomial, factored
-        return value * inside, slope * inside
+        slope = -(p * (p + 1) * (p + 2) / 2) * x ** (p - 1) * (1 - x) ** 2 / self.cutoff  # d/dr of the polynomial, factored
+        return self(r), slope * (x < 1)
 
 
 class ShiftedSoftplus(nn.Module):

@@ -57,7 +57,7 @@ class FusedSchNet(torch.autograd.Function):
             h = h + torch.addmm(f2out_bias, F.softplus(o), f2out_out)
             saved.append((x, torch.sigmoid(o)))
         r = torch.addmm(plan.readout_in_bias, h, plan.readout_in.t())
-        energies = (F.softplus(r) @ plan.readout_out[0] + plan.readout_bias)
+        energies = F.softplus(r) @ plan.readout_out[0] + plan.readout_bias
         ctx.state = (plan, features, blocks, saved, torch.sigmoid(r))
         return energies
 
