@@ -1,4 +1,4 @@
-"""The ``chemzoo`` command line: models, sample, score.
+"""The ``chemzoo`` command line: models, sample, score, md, scaling.
 
 User mistakes end as one ``Error: ...`` line and a non-zero exit code, never a traceback
 (set CHEMZOO_DEBUG=1 to see one for an unexpected failure).
@@ -222,36 +222,75 @@ def score(model_name, smiles_file, output, batch_size):
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between frames/log rows.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Velocities, Langevin noise and the SMILES embedding.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--equilibrate", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="PS",
+              help="Langevin at --temperature for this long (ps) first; the output starts after it.")
+@click.option("--allow-reactions", is_flag=True, help="Go on when a covalent bond forms or breaks (logged) instead of "
+              "stopping with an error.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="Trajectory (.extxyz); the log goes to <output>.csv and the plot to <output>.png.")
-def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, friction, log_every, seed, dtype, output):
-    """Molecular dynamics with a neural-network potential (ASE): trajectory, CSV log and energy plot."""
+              help="Trajectory (.extxyz); the log goes to <output>.csv, the plot to <output>.png, the settings to "
+                   "<output>.json.")
+def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, friction, log_every, seed, dtype,
+       equilibrate, allow_reactions, output):
+    """Molecular dynamics with a neural-network potential (ASE): trajectory, CSV log and energy plot.
+
+    Velocities start from a Maxwell-Boltzmann distribution at --temperature; in NVE equipartition
+    then roughly halves the temperature (use --equilibrate PS for a Langevin start at the target).
+    An extxyz --structure that carries momenta (e.g. a previous run's output) continues from them.
+    The covalent bond graph is watched: a bond formed or broken stops the run with an error
+    (exit code 1) unless --allow-reactions.
+    """
     import chemzoo
     from chemzoo.potentials.calculator import check_structure
-    from chemzoo.potentials.md import atoms_from_smiles, plot_energies, read_structure, run_md, write_log
+    from chemzoo.potentials.md import (atoms_from_smiles, has_momenta, plot_energies, read_structure, run_md)
 
     if (structure is None) == (smiles is None):
         raise click.UsageError("give exactly one of --structure FILE or --smiles SMILES")
     if output.suffix.lower() not in {".extxyz", ".xyz"}:
         raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
-    check_writable(output)
+    if structure is not None and output.resolve() == structure.resolve():
+        raise click.BadParameter(f"{output} is the input structure; write the trajectory to another file",
+                                 param_hint="-o/--output")
+    log_path, plot_path, settings_path = (output.with_suffix(".csv"), output.with_suffix(".png"),
+                                          output.with_name(output.name + ".json"))
+    for path in (output, log_path, plot_path, settings_path):
+        check_writable(path)
     atoms = read_structure(structure) if structure else atoms_from_smiles(smiles, seed)
     calc = chemzoo.calculator(model_name, dtype=dtype)
     check_structure(atoms, calc.potential.config.elements, calc.min_distance)
     atoms.calc = calc
-    result = run_md(atoms, ensemble, temperature, timestep, steps, output, log_every, friction, seed)
-    log_path, plot_path = output.with_suffix(".csv"), output.with_suffix(".png")
-    write_log(log_path, result.log)
-    title = f"{len(atoms)} atoms, {ensemble} {temperature:g} K, {timestep:g} fs"
-    plot_energies(plot_path, result.log, len(atoms), title)
-    drift = (result.log[-1]["total_eV"] - result.log[0]["total_eV"]) / len(atoms)
+    model = calc.model_name
+    continued = has_momenta(atoms)
+    settings = dict(model=model, structure=str(structure) if structure else None, smiles=smiles, ensemble=ensemble,
+                    temperature_K=temperature, timestep_fs=timestep, steps=steps, friction_per_fs=friction,
+                    log_every=log_every, seed=seed, dtype=dtype, equilibrate_ps=equilibrate,
+                    allow_reactions=allow_reactions, continued_from_momenta=continued, output=str(output),
+                    chemzoo=chemzoo.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_atomically(settings_path, json.dumps(settings, indent=2) + "\n")
+    if continued:
+        click.echo(f"continuing from the momenta in {structure}", err=True)
+    result = run_md(atoms, ensemble, temperature, timestep, steps, output, log_every, friction, seed,
+                    keep_velocities=True, equilibrate=int(round(equilibrate * 1000 / timestep)),
+                    allow_reactions=allow_reactions, log_path=log_path)
+    title = f"{model}: {len(atoms)} atoms, {ensemble} {temperature:g} K, {timestep:g} fs"
+    if result.log:
+        plot_energies(plot_path, result.log, len(atoms), title)
+    drift = (result.log[-1]["total_eV"] - result.log[0]["total_eV"]) / len(atoms) if result.log else 0.0
     click.echo(f"{result.frames} frames -> {output}; log {log_path}; plot {plot_path}; "
                f"total-energy change {1000 * drift:+.2f} meV/atom", err=True)
+    for change in result.bond_changes:
+        click.echo(f"Warning: {change}", err=True)
+    if result.reacted:
+        raise click.ClickException(f"the bond graph changed: {result.reason}; frames up to then are saved. If the "
+                                   "potential is trusted for reactions, rerun with --allow-reactions; otherwise try "
+                                   "another potential, a lower temperature or a smaller --timestep")
     if result.blew_up:
-        raise click.ClickException(f"the simulation blew up after t = {result.log[-1]['time_fs'] if result.log else 0:g} fs "
-                                   f"({result.reason}); frames up to then are saved; try a smaller --timestep or "
-                                   "another potential")
+        raise click.ClickException(f"the simulation blew up ({result.reason}); frames up to then are saved; try a "
+                                   "smaller --timestep or another potential")
 
+
+from chemzoo.scaling.cli import scaling  # noqa: E402  (a command group of its own module)
+
+main.add_command(scaling)
 
 if __name__ == "__main__":
     sys.exit(main())

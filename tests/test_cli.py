@@ -27,7 +27,8 @@ def one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["models", "info"], ["sample"], ["score"], ["md"]])
+@pytest.mark.parametrize("command", [[], ["models"], ["models", "info"], ["sample"], ["score"], ["md"], ["scaling"],
+                                     *[["scaling", c] for c in ("fit", "plot", "predict", "advise", "tse")]])
 def test_every_command_has_help(run, command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output

@@ -1,6 +1,7 @@
 """`chemzoo md`: trajectory, log and plot from a SMILES or a file; one-line errors for bad input."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -107,6 +108,102 @@ class Collapsing(Calculator):
 @pytest.mark.parametrize("k, temperature, reason", [(0.5, 300.0, "closer than 0.5 Å"), (5.0, 10.0, "temperature reached")])
 def test_a_collapse_mid_run_ends_as_a_blow_up_with_its_reason_and_frames_kept(tmp_path, k, temperature, reason):
     atoms = Atoms("H2", positions=[[0, 0, 0], [1.5, 0, 0]], calculator=Collapsing(k))
-    result = run_md(atoms, "nve", temperature, 0.5, 5000, tmp_path / "traj.extxyz", log_every=1, progress=False)
-    assert result.blew_up and reason in result.reason
+    result = run_md(atoms, "nve", temperature, 0.5, 5000, tmp_path / "traj.extxyz", log_every=1, progress=False,
+                    watch_bonds=False)
+    assert result.blew_up and reason in result.reason and not result.reacted
     assert 1 < result.frames < 1000 and len(read(tmp_path / "traj.extxyz", index=":")) == result.frames
+    t_end = result.log[-1]["time_fs"]
+    assert t_end > 0 and f"at {t_end + 0.5:g} fs" in result.reason or f"at {t_end:g} fs" in result.reason
+
+
+def test_a_new_bond_stops_the_run_before_the_atoms_overlap(tmp_path):
+    atoms = Atoms("H2", positions=[[0, 0, 0], [1.5, 0, 0]], calculator=Collapsing(0.5))
+    log = tmp_path / "traj.csv"
+    result = run_md(atoms, "nve", 300.0, 0.5, 5000, tmp_path / "traj.extxyz", log_every=1, progress=False,
+                    log_path=log)
+    assert result.reacted and not result.blew_up
+    assert result.reason.startswith("bond H0-H1 formed (0.6") and result.reason.endswith(f"at {result.log[-1]['time_fs']:g} fs")
+    frames = read(tmp_path / "traj.extxyz", index=":")
+    assert len(frames) == result.frames and frames[-1].get_distance(0, 1) < 1.1 * 0.62  # the frame showing it
+    rows = list(csv.DictReader(open(log)))  # written row by row
+    assert len(rows) == result.frames and float(rows[-1]["time_fs"]) == result.log[-1]["time_fs"]
+
+
+def test_allow_reactions_logs_each_bond_change_and_goes_on(tmp_path):
+    atoms = Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], calculator=Collapsing(-0.3))  # repulsive: H2 flies apart
+    result = run_md(atoms, "nve", 300.0, 0.5, 200, tmp_path / "traj.extxyz", log_every=2, progress=False,
+                    allow_reactions=True)
+    assert not result.reacted and not result.blew_up and result.log[-1]["time_fs"] == 100.0
+    assert len(result.bond_changes) == 1 and result.bond_changes[0].startswith("bond H0-H1 broken")
+
+
+def test_bond_watch_ignores_vibrations_and_sees_a_broken_bond():
+    from chemzoo.potentials.bonds import BondWatch
+    from chemzoo.potentials.md import atoms_from_smiles
+
+    aspirin = atoms_from_smiles("CC(=O)Oc1ccccc1C(=O)O")
+    watch = BondWatch(aspirin)
+    assert len(watch.bonds) == 21  # 13 heavy-atom bonds + 8 X-H
+    hot = aspirin.copy()
+    hot.positions += np.random.default_rng(0).normal(scale=0.08, size=hot.positions.shape)  # ~thermal at 1000 K
+    assert watch.check(hot) is None
+    o_h = next((i, j) for i, j in watch.bonds if sorted(aspirin.numbers[[i, j]]) == [1, 8])
+    torn = aspirin.copy()
+    torn.set_distance(*o_h, 1.6, fix=0)  # O-H beyond 1.5 x (0.66 + 0.31) Å
+    change = watch.check(torn)
+    assert change.kind == "broken" and (change.i, change.j) == o_h and change.distance == pytest.approx(1.6)
+
+
+def test_md_cli_stops_with_one_line_when_a_bond_changes(tmp_path, monkeypatch):
+    import chemzoo
+
+    def collapsing(*args, **kwargs):
+        calc = Collapsing(0.5)
+        calc.potential = type("P", (), {"config": type("C", (), {"elements": [1]})})()
+        calc.min_distance, calc.model_name = 0.5, "collapsing-toy"
+        return calc
+
+    monkeypatch.setattr(chemzoo, "calculator", collapsing)
+    src = tmp_path / "h2.xyz"
+    write(src, Atoms("H2", positions=[[0, 0, 0], [1.5, 0, 0]]))
+    out = tmp_path / "t.extxyz"
+    result = run("--structure", src, "--ensemble", "nve", "--steps", 5000, "--log-every", 1, "-o", out)
+    one_line_error(result, "the bond graph changed: bond H0-H1 formed")
+    assert "--allow-reactions" in result.output
+    settings = json.loads((tmp_path / "t.extxyz.json").read_text())
+    assert settings["model"] == "collapsing-toy" and settings["ensemble"] == "nve" and settings["seed"] == 0
+    assert len(read(out, index=":")) == len(list(csv.DictReader(open(tmp_path / "t.csv"))))
+
+
+def test_md_refuses_to_overwrite_its_input(model_dir, tmp_path):
+    src = tmp_path / "w.xyz"
+    write(src, Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]))
+    before = src.read_text()
+    one_line_error(run("-m", model_dir, "--structure", src, "-o", src), "is the input structure")
+    assert src.read_text() == before
+
+
+def test_an_extxyz_with_momenta_continues_from_them(model_dir, tmp_path):
+    first = tmp_path / "first.extxyz"
+    assert run("-m", model_dir, "--smiles", "CCO", "--ensemble", "langevin", "--steps", 20, "--dtype", "float64",
+               "-o", first).exit_code == 0
+    last = read(first, index=-1)
+    assert np.abs(last.get_momenta()).max() > 0
+    second = tmp_path / "second.extxyz"
+    result = run("-m", model_dir, "--structure", first, "--ensemble", "nve", "--steps", 10, "--log-every", 10,
+                 "--dtype", "float64", "-o", second)
+    assert result.exit_code == 0 and "continuing from the momenta" in result.output
+    start = read(second, index=0)
+    np.testing.assert_allclose(start.get_momenta(), last.get_momenta(), atol=1e-6)
+    assert json.loads((tmp_path / "second.extxyz.json").read_text())["continued_from_momenta"] is True
+
+
+def test_equilibrate_runs_langevin_first(model_dir, tmp_path):
+    out = tmp_path / "eq.extxyz"
+    result = run("-m", model_dir, "--smiles", "CCO", "--ensemble", "nve", "--equilibrate", 0.01, "--steps", 10,
+                 "--dtype", "float64", "-o", out)
+    assert result.exit_code == 0, result.output
+    plain = tmp_path / "plain.extxyz"
+    run("-m", model_dir, "--smiles", "CCO", "--ensemble", "nve", "--steps", 10, "--dtype", "float64", "-o", plain)
+    assert not np.allclose(read(out, index=0).positions, read(plain, index=0).positions)  # 20 Langevin steps moved it
+    assert json.loads((tmp_path / "eq.extxyz.json").read_text())["equilibrate_ps"] == 0.01

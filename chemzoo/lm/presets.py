@@ -29,6 +29,8 @@ class ChemGPTShape:
 
 PUBLISHED = {f"h{h}": ChemGPTShape(h, 24, 16) for h in (16, 32, 64, 128, 256, 512, 1024, 2048)}
 CPU_LADDER = {
+    "tiny-l2-h32": ChemGPTShape(32, 2, 2, max_positions=256),
+    "tiny-l2-h64": ChemGPTShape(64, 2, 4, max_positions=256),
     "tiny-l4-h64": ChemGPTShape(64, 4, 4, max_positions=256),
     "small-l4-h128": ChemGPTShape(128, 4, 8, max_positions=256),
     "small-l6-h192": ChemGPTShape(192, 6, 8, max_positions=256),

@@ -68,6 +68,7 @@ class ChemzooCalculator(Calculator):
         # inference only: frozen parameters let SchNet use its hand-written backward (schnet_fused)
         self.potential = potential.to(device=device, dtype=DTYPES[dtype]).eval().requires_grad_(False)
         self.device, self.dtype, self.min_distance = device, DTYPES[dtype], min_distance
+        self.model_name = "potential"  # the registered name or folder, set by ``calculator()``
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -95,6 +96,8 @@ def calculator(name_or_path=None, device: str = "cpu", dtype: str = "float32", *
     from chemzoo.hub import resolve
     from chemzoo.registry import default_model
 
-    folder, _ = resolve(name_or_path or default_model("potential").name)
-    return ChemzooCalculator(Potential.from_pretrained(folder, dtype=dtype, device=device), device, dtype, **kwargs)
+    folder, entry = resolve(name_or_path or default_model("potential").name)
+    calc = ChemzooCalculator(Potential.from_pretrained(folder, dtype=dtype, device=device), device, dtype, **kwargs)
+    calc.model_name = entry.name if entry else folder.name
+    return calc
 

@@ -6,7 +6,7 @@ Units: temperature K, timestep fs, energies eV, time in the log fs.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from ase.md.verlet import VelocityVerlet
 from tqdm.auto import tqdm
 
 from chemzoo.errors import ChemzooError, InvalidMoleculeError
+from chemzoo.potentials.bonds import BondWatch, bond_set
 
 LOG_COLUMNS = ["time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature_K"]
 
@@ -57,59 +58,118 @@ class MDResult:
     log: list[dict]
     frames: int
     blew_up: bool
-    reason: str | None = None  # why a run that blew up was stopped
+    reason: str | None = None  # why a run that blew up (or reacted) was stopped
+    reacted: bool = False  # the bond graph changed (``reason`` says which bond, when)
+    bond_changes: list[str] = field(default_factory=list)  # every change seen with allow_reactions
+
+
+def has_momenta(atoms: Atoms) -> bool:
+    """True when the structure carries velocities (e.g. the last frame of an extxyz trajectory)."""
+    return bool(atoms.has("momenta") and np.abs(atoms.get_momenta()).max() > 0)
 
 
 def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, steps: int, trajectory: Path,
-           log_every: int = 10, friction: float = 0.01, seed: int = 0, progress: bool = True) -> MDResult:
+           log_every: int = 10, friction: float = 0.01, seed: int = 0, progress: bool = True,
+           keep_velocities: bool = False, equilibrate: int = 0, watch_bonds: bool = True,
+           allow_reactions: bool = False, log_path: Path | None = None) -> MDResult:
     """Run MD on ``atoms`` (with a calculator); frames and log rows every ``log_every`` steps.
 
-    ``friction`` is the Langevin friction in 1/fs. Stops early (``blew_up``) if the structure
-    explodes (non-finite energy/positions, a temperature above 10x target + 1000 K, or atoms the
-    calculator refuses, e.g. collapsing onto each other), keeping what was written.
+    Velocities are drawn from Maxwell-Boltzmann at ``temperature`` K (seeded) unless
+    ``keep_velocities`` and the atoms carry momenta. ``equilibrate`` steps of Langevin at
+    ``temperature`` run first (not written; the log starts after them). ``friction`` is the Langevin
+    friction in 1/fs. The covalent bond graph is watched (``chemzoo.potentials.bonds``) at every log
+    row: a bond formed or broken ends the run (``reacted``) unless ``allow_reactions``. Stops early
+    (``blew_up``) if the structure explodes (non-finite energy/positions, a temperature above 10x
+    target + 1000 K, or atoms the calculator refuses, e.g. collapsing onto each other), keeping what
+    was written. ``log_path``: the CSV log, written row by row (an interrupted run keeps its rows).
     """
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    Stationary(atoms)
-    if not atoms.pbc.any():
-        ZeroRotation(atoms)
-    if ensemble == "nve":
-        dyn = VelocityVerlet(atoms, timestep=timestep * units.fs)
-    elif ensemble == "langevin":
-        dyn = Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature, friction=friction / units.fs,
-                       rng=rng)
-    else:
+    if not (keep_velocities and has_momenta(atoms)):
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+        Stationary(atoms)
+        if not atoms.pbc.any():
+            ZeroRotation(atoms)
+    if ensemble not in ("nve", "langevin"):
         raise ChemzooError(f"unknown ensemble {ensemble!r}; use nve or langevin")
+
+    def langevin():
+        return Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature, friction=friction / units.fs,
+                        rng=rng)
+
+    watch = BondWatch(atoms) if watch_bonds else None
     trajectory.unlink(missing_ok=True)
     log: list[dict] = []
-    state = {"blew_up": False, "reason": None}
+    state = {"blew_up": False, "reacted": False, "reason": None, "changes": []}
+    log_file = open(log_path, "w", newline="") if log_path else None
+    log_writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS) if log_file else None
+    if log_writer:
+        log_writer.writeheader()
 
-    def record():
+    def stop(reason: str, reacted: bool = False):
+        state["blew_up"], state["reacted"] = not reacted, reacted
+        state["reason"] = reason
+        raise StopIteration
+
+    def check(dyn, t_fs: float):
+        epot, temp = atoms.get_potential_energy(), atoms.get_temperature()
+        if not (np.isfinite(epot) and np.isfinite(atoms.positions).all()):
+            stop(f"non-finite energy or positions at {t_fs:g} fs")
+        if temp > 10 * temperature + 1000:
+            stop(f"temperature reached {temp:.0f} K at {t_fs:g} fs")
+        change = watch.check(atoms) if watch else None
+        if change is not None:
+            if not allow_reactions:
+                stop(f"{change} at {t_fs:g} fs", reacted=True)
+            watch.bonds = bond_set(atoms)  # go on from the new graph, reporting each change once
+            state["changes"].append(f"{change} at {t_fs:g} fs")
+
+    def record(dyn):
+        t_fs = dyn.nsteps * timestep
+        try:
+            check(dyn, t_fs)
+        except StopIteration:
+            if state["reacted"]:  # keep the frame that shows the changed bond
+                write_row(t_fs)
+            raise
+        write_row(t_fs)
+
+    def write_row(t_fs):
         epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
-        temp = atoms.get_temperature()
-        if not (np.isfinite(epot) and np.isfinite(atoms.positions).all()) or temp > 10 * temperature + 1000:
-            state["blew_up"] = True
-            state["reason"] = (f"temperature reached {temp:.0f} K" if np.isfinite(temp) and np.isfinite(epot)
-                               else "non-finite energy or positions")
-            raise StopIteration
-        log.append(dict(time_fs=dyn.nsteps * timestep, potential_eV=epot, kinetic_eV=ekin, total_eV=epot + ekin,
-                        temperature_K=temp))
+        row = dict(time_fs=t_fs, potential_eV=epot, kinetic_eV=ekin, total_eV=epot + ekin,
+                   temperature_K=atoms.get_temperature())
+        log.append(row)
+        if log_writer:
+            log_writer.writerow(row)
+            log_file.flush()
         write(trajectory, atoms, format="extxyz", append=True)
 
-    bar = tqdm(total=steps, desc=f"MD ({ensemble})", unit="step", disable=not progress)
-    record()
-    try:
-        while dyn.nsteps < steps and not state["blew_up"]:
-            n = min(log_every, steps - dyn.nsteps)
+    def advance(dyn, total, bar, on_block):
+        while dyn.nsteps < total:
+            n = min(log_every, total - dyn.nsteps)
             dyn.run(n)
             bar.update(n)
-            record()
-    except StopIteration:
-        pass
-    except ChemzooError as e:  # e.g. atoms collapsing onto each other mid-run: a blow-up, frames kept
-        state["blew_up"], state["reason"] = True, f"at {dyn.nsteps * timestep:.0f} fs: {e}"
-    bar.close()
-    return MDResult(log, len(log), state["blew_up"], state["reason"])
+            on_block(dyn)
+
+    dyn = None
+    try:
+        try:
+            if equilibrate > 0:
+                eq = langevin()
+                with tqdm(total=equilibrate, desc="equilibrate (Langevin)", unit="step", disable=not progress) as bar:
+                    advance(eq, equilibrate, bar, lambda d: check(d, -(equilibrate - d.nsteps) * timestep))
+            dyn = langevin() if ensemble == "langevin" else VelocityVerlet(atoms, timestep=timestep * units.fs)
+            with tqdm(total=steps, desc=f"MD ({ensemble})", unit="step", disable=not progress) as bar:
+                record(dyn)
+                advance(dyn, steps, bar, record)
+        except StopIteration:
+            pass
+        except ChemzooError as e:  # e.g. atoms collapsing onto each other mid-run: a blow-up, frames kept
+            t_fs = (dyn.nsteps * timestep) if dyn is not None else 0.0
+            state["blew_up"], state["reason"] = True, f"at {t_fs:g} fs: {e}"
+    finally:
+        if log_file:
+            log_file.close()
+    return MDResult(log, len(log), state["blew_up"], state["reason"], state["reacted"], state["changes"])
 
 
 def write_log(path: Path, log: list[dict]) -> None:

@@ -1,0 +1,37 @@
+"""The ladder driver: a grid of real (tiny) ChemGPT runs, one results row each, resumable, ranked by TSE."""
+
+import csv
+
+from click.testing import CliRunner
+
+from chemzoo.lm.presets import PRESETS
+from training.ladder import GRIDS, main
+
+
+def test_a_grid_writes_one_row_per_run_and_skips_finished_runs(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    args = ["--family", "chemgpt", "--grid", "test", "--runs", str(runs), "--results", str(results)]
+    first = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    rows = list(csv.DictReader(open(results / "chemgpt.csv")))
+    grid = GRIDS["chemgpt"]["test"]
+    assert [r["preset"] for r in rows] == list(grid.presets)
+    for row in rows:
+        shape = PRESETS[row["preset"]]
+        h, layers = shape.hidden_size, shape.num_layers
+        assert int(row["non_embedding_params"]) == layers * (12 * h * h + 10 * h) + 2 * h  # blocks + final LayerNorm
+        assert int(row["steps"]) == grid.epochs(256) * (256 // grid.batch_size) == 8
+        assert float(row["loss"]) == float(row["val_loss"]) and 0 < float(row["loss"]) < 6  # nats/token
+        assert (results / "chemgpt" / row["model"] / "curve.csv").exists()
+    weights = runs / "chemgpt" / rows[0]["model"] / "checkpoint" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    again = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert again.exit_code == 0 and again.output.count("(finished)") == 2
+    assert weights.stat().st_mtime_ns == stamp  # not retrained
+    assert list(csv.DictReader(open(results / "chemgpt.csv"))) == rows  # rows replaced, not duplicated
+
+    from chemzoo.scaling import rank_runs
+
+    ranking = rank_runs([results / "chemgpt" / r["model"] for r in rows], fraction=0.5)
+    assert {r["name"] for r in ranking.rows} == {r["model"] for r in rows}
+    assert all(r["final_val_loss"] is not None for r in ranking.rows)

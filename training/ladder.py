@@ -1,0 +1,189 @@
+"""Size x data ladders: one driver per grid, resumable, one results row per finished run.
+
+    python -m training.ladder --family chemgpt --grid cpu            # runs/ladder/chemgpt/<run>/
+    python -m training.ladder --family chemgpt --grid cpu --list     # the grid and what is done
+    python -m training.ladder --family chemgpt --grid gpu --accelerator gpu --devices 4
+
+Each run is the ordinary single-run trainer (``training.chemgpt.train``) with the grid's recipe, so
+a killed ladder resumes mid-run from that run's last checkpoint, skips finished runs and goes on.
+Every finished run appends (or replaces) its row in ``training/results/<family>.csv`` (``loss`` is
+the family's headline loss: final validation nats/token for ChemGPT) and copies
+its per-step loss curve and metrics to ``training/results/<family>/<run>/`` (small, committed): the
+scaling fits (``chemzoo scaling fit``), training speed estimation (``chemzoo scaling tse``) and the
+registry all read those records. Under SLURM or torchrun the same command runs with
+``--accelerator gpu --devices N`` (Lightning's DDP; see the README's training section).
+
+The ChemGPT recipe, the same across a grid: AdamW (lr 1e-3, betas 0.9/0.95, weight decay 0.01),
+warmup then cosine decay to 0.1x, batch 64 molecules, max(2 epochs, 1,000 steps) - small data
+sets see more epochs, so every run gets at least 1,000 updates - and validation (5,000 MOSES test
+molecules, the same for every run, never used to choose anything) after every epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "training" / "results"
+LADDER_COLUMNS = ["family", "model", "architecture", "preset", "params", "non_embedding_params", "n_train", "epochs",
+                  "steps", "batch_size", "lr", "seed", "loss", "train_loss", "val_loss", "best_val_loss",
+                  "test_energy_mae_meV_per_atom", "test_force_mae_meV_per_A", "wall_time_s", "device"]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Presets (model sizes) x training-set sizes, and the recipe shared by every run."""
+
+    presets: tuple[str, ...]
+    n_train: tuple[int, ...]
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_epochs: int = 2
+    min_steps: int = 1000
+    n_val: int = 5000
+    seed: int = 0
+
+    def epochs(self, n_train: int) -> int:
+        steps_per_epoch = max(1, n_train // self.batch_size)
+        return max(self.min_epochs, math.ceil(self.min_steps / steps_per_epoch))
+
+
+GRIDS = {
+    "chemgpt": {
+        # 25k .. 2.7M non-embedding parameters (2 decades) x 1 decade of molecules: ~2 h on one CPU core per
+        # data size, smallest first so rows land early
+        "cpu": Grid(("tiny-l2-h32", "tiny-l2-h64", "tiny-l4-h64", "small-l4-h128", "small-l6-h192"),
+                    (10_000, 30_000, 100_000)),
+        # a GPU continues the ladder in size and data (same recipe)
+        "gpu": Grid(("tiny-l2-h32", "tiny-l4-h64", "small-l4-h128", "small-l6-h192", "base-l8-h256", "h128", "h256"),
+                    (10_000, 100_000, 1_000_000)),
+        # the smallest possible grid, for tests
+        "test": Grid(("tiny-l2-h32", "tiny-l2-h64"), (256,), min_steps=8, n_val=64),
+    },
+}
+
+
+def run_name(family: str, preset: str, n_train: int, seed: int) -> str:
+    return f"{family}-{preset}-n{n_train}-s{seed}"
+
+
+def chemgpt_runs(grid: Grid, accelerator: str, devices: int) -> list[dict]:
+    """The run configs of a ChemGPT grid (the keys of ``training.chemgpt.train.train``), data-major."""
+    return [dict(family="chemgpt", name=run_name("chemgpt", preset, n, grid.seed), preset=preset, n_train=n,
+                 n_val=grid.n_val, epochs=grid.epochs(n), max_steps=-1, batch_size=grid.batch_size, lr=grid.lr,
+                 seed=grid.seed, devices=devices, ckpt_every=200, accelerator=accelerator)
+            for n in grid.n_train for preset in grid.presets]
+
+
+def non_embedding_params(checkpoint: Path) -> int:
+    """Weights outside the token and position embeddings (Kaplan et al.'s N), from the safetensors."""
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(checkpoint / "model.safetensors"), "pt") as f:
+        for key in f.keys():
+            if not any(e in key for e in ("wte", "wpe")):
+                total += math.prod(f.get_slice(key).get_shape())
+    return total
+
+
+def device_name(accelerator: str) -> str:
+    import torch
+
+    if accelerator in ("gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def result_row(run: dict, out: Path, device: str | None = None) -> dict:
+    """The ladder's row of a finished run, from its own records (``device``: where it trained, default here)."""
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    val = metrics.get("val_loss_per_epoch") or [metrics["val_loss"]]
+    return dict(family=run["family"], model=run["name"], architecture="gpt_neo", preset=run["preset"],
+                params=metrics["params"], non_embedding_params=non_embedding_params(out / "checkpoint"),
+                n_train=run["n_train"], epochs=run["epochs"], steps=metrics["steps"], batch_size=run["batch_size"],
+                lr=run["lr"], seed=run["seed"], loss=metrics["val_loss"], train_loss=metrics["train_loss"],
+                val_loss=metrics["val_loss"],
+                best_val_loss=min(val), wall_time_s=metrics["wall_time_s"],
+                device=device or device_name(run.get("accelerator", "cpu")))
+
+
+def recorded_devices(table: Path) -> dict[str, str]:
+    """model -> device of the rows already in the table (a rewrite keeps where a run trained)."""
+    if not table.exists():
+        return {}
+    with open(table) as f:
+        return {r["model"]: r["device"] for r in csv.DictReader(f)}
+
+
+def append_row(table: Path, row: dict) -> None:
+    """Add ``row`` to the family's table, replacing an earlier row of the same model (atomic write)."""
+    rows = []
+    if table.exists():
+        with open(table) as f:
+            rows = [r for r in csv.DictReader(f) if r["model"] != row["model"]]
+    rows.append({k: row.get(k, "") for k in LADDER_COLUMNS})
+    rows.sort(key=lambda r: (int(r["n_train"]), int(r["non_embedding_params"] or 0), r["model"]))
+    table.parent.mkdir(parents=True, exist_ok=True)
+    tmp = table.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LADDER_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(table)
+
+
+def keep_records(out: Path, dest: Path) -> None:
+    """The small records of a run (its per-step curve, metrics and config), for the repository."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("curve.csv", "metrics.json", "run.json"):
+        shutil.copy2(out / name, dest / name)
+
+
+def is_finished(out: Path) -> bool:
+    return (out / "metrics.json").exists() and (out / "checkpoint" / "model.safetensors").exists()
+
+
+@click.command()
+@click.option("--family", type=click.Choice(sorted(GRIDS)), default="chemgpt", show_default=True)
+@click.option("--grid", "grid_name", default="cpu", show_default=True, help="A grid of the family (cpu, gpu, test).")
+@click.option("--runs", "runs_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/ladder"),
+              show_default=True, help="Where run folders (checkpoints, logs) go.")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path), default=RESULTS_DIR,
+              show_default=True, help="Where the results table and curves go.")
+@click.option("--accelerator", type=click.Choice(["cpu", "gpu", "auto"]), default="cpu", show_default=True)
+@click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True, help="Processes (DDP when > 1).")
+@click.option("--list", "list_only", is_flag=True, help="Print the grid and which runs are finished; train nothing.")
+@click.option("--records-only", is_flag=True, help="Rewrite the rows and records of finished runs; train nothing.")
+def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_only, records_only):
+    """Train every run of a size x data grid that is not finished yet (resumable)."""
+    if grid_name not in GRIDS[family]:
+        raise click.BadParameter(f"unknown grid {grid_name!r}; choose one of {', '.join(GRIDS[family])}",
+                                 param_hint="--grid")
+    from training.chemgpt.train import train
+
+    runs = chemgpt_runs(GRIDS[family][grid_name], accelerator, devices)
+    table = results_dir / f"{family}.csv"
+    for k, run in enumerate(runs, start=1):
+        out = runs_dir / family / run["name"]
+        done = is_finished(out)
+        click.echo(f"[{k}/{len(runs)}] {run['name']}: {run['epochs']} epochs" + (" (finished)" if done else ""), err=True)
+        if list_only or (records_only and not done):
+            continue
+        if not done and train(run, out) is None:
+            click.echo("interrupted; rerun the same command to resume", err=True)
+            return
+        append_row(table, result_row(run, out, recorded_devices(table).get(run["name"]) if done else None))
+        keep_records(out, results_dir / family / run["name"])
+
+
+if __name__ == "__main__":
+    main()
