@@ -46,10 +46,16 @@ def calculator(name_or_path: str | os.PathLike | None = None, device: str = "cpu
     """ASE calculator (energy, free_energy, forces, stress) for a potential: resolve -> load -> wrap.
 
     ``dtype`` is "float32" or "float64"; extra keyword arguments go to ``ChemzooCalculator``
-    (e.g. ``min_distance`` in Å below which atoms are refused as overlapping).
+    (e.g. ``min_distance`` in Å below which atoms are refused as overlapping). A list of names gives a
+    committee (``chemzoo.potentials.committee``): mean energy and forces, and their spread in
+    ``results["energy_std"]``, ``results["forces_std"]`` and ``results["max_force_spread"]``.
     """
     from chemzoo.potentials.calculator import calculator as _calculator
 
+    if isinstance(name_or_path, (list, tuple)):
+        from chemzoo.potentials.committee import CommitteeCalculator
+
+        return CommitteeCalculator([_calculator(n, device=device, dtype=dtype, **kwargs) for n in name_or_path])
     return _calculator(name_or_path, device=device, dtype=dtype, **kwargs)
 
 

@@ -204,7 +204,7 @@ def score(model_name, smiles_file, output, batch_size):
     if bad:
         where = f" in {output}" if output else ""
         lines_txt = ", ".join(str(n) for n, _ in bad[:10]) + (" ..." if len(bad) > 10 else "")
-        raise click.ClickException(f"{len(bad)} of {len(lines)} SMILES were invalid (lines {lines_txt}) and skipped; "
+        raise click.ClickException(f"{len(bad)} of {len(lines)} SMILES could not be scored (lines {lines_txt}) and were skipped; "
                                    f"the other {len(lines) - len(bad)} are scored{where}")
 
 
@@ -226,11 +226,15 @@ def score(model_name, smiles_file, output, batch_size):
               help="Langevin at --temperature for this long (ps) first; the output starts after it.")
 @click.option("--allow-reactions", is_flag=True, help="Go on when a covalent bond forms or breaks (logged) instead of "
               "stopping with an error.")
+@click.option("--committee", default=None, metavar="NAME,NAME,...",
+              help="Average several potentials (instead of -m) and log their largest force spread (eV/Å).")
+@click.option("--max-spread", type=click.FloatRange(min=0, min_open=True), default=None, metavar="EV_PER_A",
+              help="With --committee: stop when the force spread passes this.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Trajectory (.extxyz); the log goes to <output>.csv, the plot to <output>.png, the settings to "
                    "<output>.json.")
 def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, friction, log_every, seed, dtype,
-       equilibrate, allow_reactions, output):
+       equilibrate, allow_reactions, committee, max_spread, output):
     """Molecular dynamics with a neural-network potential (ASE): trajectory, CSV log and energy plot.
 
     Velocities start from a Maxwell-Boltzmann distribution at --temperature; in NVE equipartition
@@ -255,22 +259,28 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
     for path in (output, log_path, plot_path, settings_path):
         check_writable(path)
     atoms = read_structure(structure) if structure else atoms_from_smiles(smiles, seed)
-    calc = chemzoo.calculator(model_name, dtype=dtype)
-    check_structure(atoms, calc.potential.config.elements, calc.min_distance)
+    if committee is not None and model_name is not None:
+        raise click.UsageError("give either -m NAME or --committee NAME,NAME,...")
+    if max_spread is not None and committee is None:
+        raise click.UsageError("--max-spread needs --committee")
+    members = [m.strip() for m in committee.split(",") if m.strip()] if committee is not None else None
+    calc = chemzoo.calculator(members or model_name, dtype=dtype)
+    check_structure(atoms, calc.elements, calc.min_distance)
     atoms.calc = calc
     model = calc.model_name
     continued = has_momenta(atoms)
     settings = dict(model=model, structure=str(structure) if structure else None, smiles=smiles, ensemble=ensemble,
                     temperature_K=temperature, timestep_fs=timestep, steps=steps, friction_per_fs=friction,
                     log_every=log_every, seed=seed, dtype=dtype, equilibrate_ps=equilibrate,
-                    allow_reactions=allow_reactions, continued_from_momenta=continued, output=str(output),
+                    allow_reactions=allow_reactions, committee=members, max_spread_eV_per_A=max_spread,
+                    continued_from_momenta=continued, output=str(output),
                     chemzoo=chemzoo.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_atomically(settings_path, json.dumps(settings, indent=2) + "\n")
     if continued:
         click.echo(f"continuing from the momenta in {structure}", err=True)
     result = run_md(atoms, ensemble, temperature, timestep, steps, output, log_every, friction, seed,
                     keep_velocities=True, equilibrate=int(round(equilibrate * 1000 / timestep)),
-                    allow_reactions=allow_reactions, log_path=log_path)
+                    allow_reactions=allow_reactions, log_path=log_path, max_spread=max_spread)
     title = f"{model}: {len(atoms)} atoms, {ensemble} {temperature:g} K, {timestep:g} fs"
     if result.log:
         plot_energies(plot_path, result.log, len(atoms), title)
@@ -283,6 +293,8 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
         raise click.ClickException(f"the bond graph changed: {result.reason}; frames up to then are saved. If the "
                                    "potential is trusted for reactions, rerun with --allow-reactions; otherwise try "
                                    "another potential, a lower temperature or a smaller --timestep")
+    if result.uncertain:
+        raise click.ClickException(f"the potentials disagree: {result.reason}; frames up to then are saved")
     if result.blew_up:
         raise click.ClickException(f"the simulation blew up ({result.reason}); frames up to then are saved; try a "
                                    "smaller --timestep or another potential")

@@ -71,7 +71,7 @@ def test_score_writes_likelihoods_and_reports_invalid_lines(run, tmp_path):
     src.write_text("smiles\nCCO\nC1CC\nc1ccccc1\nnot_a_smiles\n")
     out = tmp_path / "scores.csv"
     result = run("score", src, "-o", out)
-    one_line_error(result, "2 of 4 SMILES were invalid (lines 3, 5)", "the other 2 are scored")
+    one_line_error(result, "2 of 4 SMILES could not be scored (lines 3, 5)", "the other 2 are scored")
     assert "line 3: invalid SMILES 'C1CC'" in result.output
     rows = list(csv.DictReader(open(out)))
     assert [r["smiles"] for r in rows] == ["CCO", "c1ccccc1"]
@@ -129,3 +129,23 @@ def test_corrupt_bundled_file_is_named(run, tmp_path, monkeypatch):
     (fake_pkg / "checkpoints" / entry.name / "config.json").write_text("{}")
     monkeypatch.setattr(registry, "PACKAGE_DIR", fake_pkg)
     one_line_error(run("sample", "-n", 1, "-o", tmp_path / "x.smi"), "checksum mismatch", "config.json")
+
+
+def test_an_over_long_molecule_is_skipped_with_its_line_and_the_rest_scored(run, tmp_path):
+    smi = tmp_path / "long.smi"
+    smi.write_text("CCO\n" + "C" * 300 + "\nc1ccccc1\n")
+    out = tmp_path / "out.csv"
+    result = run("score", str(smi), "-o", str(out))
+    one_line_error(result, "1 of 3 SMILES could not be scored (lines 2)", "the other 2 are scored")
+    assert "line 2: 302 tokens, longer than the 256 positions" in result.output
+    assert [r["smiles"] for r in csv.DictReader(open(out))] == ["CCO", "c1ccccc1"]
+
+
+def test_score_refuses_a_bare_string_and_a_zero_batch():
+    import chemzoo
+
+    gpt = chemzoo.load()
+    with pytest.raises(TypeError, match=r"score\(\) takes a list of SMILES"):
+        chemzoo.score(gpt, "CCO")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        chemzoo.score(gpt, ["CCO"], batch_size=0)

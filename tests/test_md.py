@@ -159,8 +159,7 @@ def test_md_cli_stops_with_one_line_when_a_bond_changes(tmp_path, monkeypatch):
 
     def collapsing(*args, **kwargs):
         calc = Collapsing(0.5)
-        calc.potential = type("P", (), {"config": type("C", (), {"elements": [1]})})()
-        calc.min_distance, calc.model_name = 0.5, "collapsing-toy"
+        calc.elements, calc.min_distance, calc.model_name = [1], 0.5, "collapsing-toy"
         return calc
 
     monkeypatch.setattr(chemzoo, "calculator", collapsing)
@@ -207,3 +206,22 @@ def test_equilibrate_runs_langevin_first(model_dir, tmp_path):
     run("-m", model_dir, "--smiles", "CCO", "--ensemble", "nve", "--steps", 10, "--dtype", "float64", "-o", plain)
     assert not np.allclose(read(out, index=0).positions, read(plain, index=0).positions)  # 20 Langevin steps moved it
     assert json.loads((tmp_path / "eq.extxyz.json").read_text())["equilibrate_ps"] == 0.01
+
+
+def test_md_with_a_committee_logs_the_force_spread_and_stops_when_it_is_too_large(tmp_path):
+    from tests.test_potentials import make_potential
+
+    folders = [make_potential("schnet", seed=s).save_pretrained(tmp_path / f"m{s}") for s in (0, 1)]
+    out = tmp_path / "c.extxyz"
+    result = run("--committee", ",".join(map(str, folders)), "--smiles", "CCO", "--steps", 20, "--log-every", 5,
+                 "--dtype", "float64", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "c.csv")))
+    spreads = [float(r["max_force_spread_eV_per_A"]) for r in rows]
+    assert len(rows) == 5 and all(s > 0 for s in spreads)
+    assert json.loads((tmp_path / "c.extxyz.json").read_text())["committee"] == [str(f) for f in folders]
+    stopped = run("--committee", ",".join(map(str, folders)), "--smiles", "CCO", "--steps", 20, "--log-every", 5,
+                  "--max-spread", min(spreads) / 2, "--dtype", "float64", "-o", tmp_path / "s.extxyz")
+    one_line_error(stopped, "the potentials disagree: committee force spread")
+    usage = run("--max-spread", 1, "--smiles", "CCO", "-o", tmp_path / "u.extxyz")
+    assert usage.exit_code == 2 and "--max-spread needs --committee" in usage.output

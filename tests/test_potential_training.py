@@ -55,9 +55,23 @@ RUN = dict(family="potential", name="schnet-test", data=str(SLICE), architecture
            ckpt_every=50)
 
 
-def test_training_writes_a_checkpoint_the_calculator_loads(tmp_path):
-    metrics = train(RUN, tmp_path)
-    assert metrics["steps"] == 6 and 0 < metrics["test_force_mae_meV_per_A"] < 5000
+def baselines(data) -> tuple[float, float]:
+    """Test-split force MAE of a zero predictor (meV/Å) and energy MAE of a mean-energy-per-atom predictor
+    fitted on the train split (meV/atom): what a model that learnt nothing scores."""
+    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
+    test = np.flatnonzero(data["split"] == "test")
+    forces = np.concatenate([data["forces"][starts[k]:starts[k + 1]] for k in test])
+    per_atom = data["energy"] / data["n_atoms"]
+    mean = per_atom[data["split"] == "train"].mean()
+    return 1000 * np.abs(forces).mean(), 1000 * np.abs(per_atom[test] - mean).mean()
+
+
+def test_training_writes_a_checkpoint_that_beats_predicting_nothing(tmp_path, data):
+    metrics = train({**RUN, "epochs": 25, "lr": 3e-3}, tmp_path)  # 150 steps of 16 structures, ~6 s
+    zero_forces, mean_energy = baselines(data)
+    assert 850 < zero_forces < 1000  # the slice's test forces are large: thermal displacements
+    assert metrics["steps"] == 150 and metrics["test_force_mae_meV_per_A"] < 0.5 * zero_forces  # measured 384
+    assert metrics["test_energy_mae_meV_per_atom"] < 0.2 * mean_energy  # measured 66 vs ~2,000
     card = (tmp_path / "checkpoint" / "README.md").read_text()
     assert "schnet" in card and f"{metrics['test_force_mae_meV_per_A']:.4f}" in card
     row = next(csv.DictReader(open(tmp_path / "results.csv")))
@@ -175,3 +189,31 @@ def test_continued_training_starts_from_the_checkpoint_weights(tmp_path):
     assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
     with pytest.raises(Exception, match="is a schnet"):
         train({**RUN, "name": "wrong", "init": str(start), "architecture": "painn"}, tmp_path / "wrong")
+
+
+def test_out_of_distribution_set_is_xtb_md_frames_of_drugs_outside_moses():
+    from ase import Atoms
+    from rdkit import Chem
+    from tblite.ase import TBLite
+
+    from training.potentials.ood import DRUGS
+
+    folder = Path(__file__).parent / "data" / "xtb-drugs-ood"
+    ood = load_dataset(folder)
+    card = json.loads((folder / "dataset.json").read_text())
+    assert len(card["molecules"]) == len(DRUGS) >= 15 and set(ood["split"]) == {"test"}
+    assert sorted(np.unique(ood["mol_index"])) == list(range(len(DRUGS)))
+    assert set(np.unique(ood["temperature"])) == {300.0, 450.0, 600.0}
+    starts = np.concatenate([[0], np.cumsum(ood["n_atoms"])])
+    for k in (0, len(ood["energy"]) - 1):  # first and last frame: GFN2-xTB energy and forces
+        a, b = starts[k], starts[k + 1]
+        atoms = Atoms(numbers=ood["numbers"][a:b], positions=ood["positions"][a:b])
+        atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+        assert atoms.get_potential_energy() == pytest.approx(ood["energy"][k], abs=1e-5)
+        np.testing.assert_allclose(atoms.get_forces(), ood["forces"][a:b], atol=1e-3)
+        mol = Chem.AddHs(Chem.MolFromSmiles(card["molecules"][int(ood["mol_index"][k])]["smiles"]))
+        assert sorted(a.GetAtomicNum() for a in mol.GetAtoms()) == sorted(atoms.numbers)  # the drug it names
+    # MD frames, not noise around a minimum: geometries of one molecule differ by more than 0.1 Å rms
+    first = [int(np.flatnonzero(ood["mol_index"] == 0)[i]) for i in (0, 1)]
+    x0, x1 = (ood["positions"][starts[k]:starts[k + 1]] for k in first)
+    assert np.sqrt(((x0 - x0.mean(0)) - (x1 - x1.mean(0))).__pow__(2).sum(1).mean()) > 0.1

@@ -146,25 +146,12 @@ def test_float64_request_on_a_float32_only_model_is_refused(tmp_path):
         ChemzooCalculator(make_potential("schnet"), dtype="float16")
 
 
-def test_bundled_potential_is_registered_and_close_to_xtb_on_held_out_molecules():
+def test_default_potential_is_registered_and_bundled():
     from chemzoo.registry import default_model
-    from training.potentials.dataset import load_dataset
 
-    entry = default_model("potential")
+    entry = default_model("potential")  # its accuracy: tests/test_bundled_potentials.py
     assert entry.source == "bundled" and entry.extra["elements"] == ELEMENTS and entry.extra["cutoff"] == 5.0
-    calc = chemzoo.calculator()  # the default potential
-    data = load_dataset(Path(__file__).parent / "data" / "xtb-moses-200")
-    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
-    e_err, f_err = [], []
-    for k in np.flatnonzero(data["split"] == "test")[:40]:
-        a, b = starts[k], starts[k + 1]
-        atoms = Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
-        atoms.calc = calc
-        e_err.append(abs(atoms.get_potential_energy() - data["energy"][k]) / len(atoms))
-        f_err.append(np.abs(atoms.get_forces() - data["forces"][a:b]).mean())
-    # held-out molecules: the test split of another seed's MOSES subset
-    assert np.mean(e_err) < 0.05  # eV/atom
-    assert np.mean(f_err) < entry.extra["test_errors"]["test_force_mae_meV_per_A"] / 1000 * 1.5  # eV/Å
+    assert chemzoo.calculator().model_name == entry.name
 
 
 @pytest.mark.parametrize("architecture", ["schnet", "painn", "nequip"])
@@ -306,3 +293,31 @@ def test_the_calculator_takes_schnets_hand_written_backward(aspirin, monkeypatch
     aspirin.get_forces()
     assert calls == [1]
     assert not any(p.requires_grad for p in aspirin.calc.potential.parameters())
+
+
+def test_a_committee_averages_its_members_and_reports_their_spread(aspirin):
+    from chemzoo.potentials.committee import CommitteeCalculator
+
+    members = [ChemzooCalculator(make_potential("schnet", seed=s), dtype="float64") for s in (0, 1, 2)]
+    energies, forces = [], []
+    for m in members:
+        atoms = aspirin.copy()
+        atoms.calc = m
+        energies.append(atoms.get_potential_energy())
+        forces.append(atoms.get_forces())
+    committee = CommitteeCalculator(members)
+    aspirin.calc = committee
+    assert aspirin.get_potential_energy() == pytest.approx(np.mean(energies), abs=1e-10)
+    np.testing.assert_allclose(aspirin.get_forces(), np.mean(forces, axis=0), atol=1e-10)
+    r = committee.results
+    assert r["energy_std"] == pytest.approx(np.std(energies)) and r["energy_std"] > 0
+    np.testing.assert_allclose(r["forces_std"], np.std(forces, axis=0), atol=1e-10)
+    assert r["max_force_spread"] == pytest.approx(np.linalg.norm(np.std(forces, axis=0), axis=1).max())
+    with pytest.raises(ChemzooError, match="a committee needs at least two potentials"):
+        CommitteeCalculator(members[:1])
+
+
+def test_chemzoo_calculator_of_a_list_is_a_committee_of_registered_potentials():
+    calc = chemzoo.calculator(["painn-xtb-moses-53k", "schnet-xtb-moses-53k-contact"])
+    assert calc.model_name == "committee(painn-xtb-moses-53k, schnet-xtb-moses-53k-contact)"
+    assert calc.elements == ELEMENTS

@@ -22,6 +22,7 @@ molecules, the same for every run, never used to choose anything) after every ep
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import platform
@@ -50,9 +51,12 @@ class Grid:
     min_steps: int = 1000
     n_val: int = 5000
     seed: int = 0
+    lrs: tuple[float, ...] = ()  # a hyperparameter sweep: every lr x batch size (instead of lr, batch_size)
+    batch_sizes: tuple[int, ...] = ()
+    table: str = ""  # results table name [default: the family's]; sweeps keep theirs apart from the ladder
 
-    def epochs(self, n_train: int) -> int:
-        steps_per_epoch = max(1, n_train // self.batch_size)
+    def epochs(self, n_train: int, batch_size: int | None = None) -> int:
+        steps_per_epoch = max(1, n_train // (batch_size or self.batch_size))
         return max(self.min_epochs, math.ceil(self.min_steps / steps_per_epoch))
 
 
@@ -65,22 +69,28 @@ GRIDS = {
         # a GPU continues the ladder in size and data (same recipe)
         "gpu": Grid(("tiny-l2-h32", "tiny-l4-h64", "small-l4-h128", "small-l6-h192", "base-l8-h256", "h128", "h256"),
                     (10_000, 100_000, 1_000_000)),
+        # training speed estimation: 4 learning rates x 2 batch sizes of one model, 4 epochs each
+        "tse": Grid(("tiny-l2-h64",), (30_000,), min_epochs=4, min_steps=0, lrs=(3e-4, 1e-3, 3e-3, 1e-2),
+                    batch_sizes=(32, 128), table="chemgpt-tse"),
         # the smallest possible grid, for tests
         "test": Grid(("tiny-l2-h32", "tiny-l2-h64"), (256,), min_steps=8, n_val=64),
     },
 }
 
 
-def run_name(family: str, preset: str, n_train: int, seed: int) -> str:
-    return f"{family}-{preset}-n{n_train}-s{seed}"
+def run_name(family: str, preset: str, n_train: int, seed: int, lr: float | None = None, batch: int | None = None) -> str:
+    knobs = "" if lr is None else f"-lr{lr:g}-b{batch}"
+    return f"{family}-{preset}-n{n_train}{knobs}-s{seed}"
 
 
 def chemgpt_runs(grid: Grid, accelerator: str, devices: int) -> list[dict]:
     """The run configs of a ChemGPT grid (the keys of ``training.chemgpt.train.train``), data-major."""
-    return [dict(family="chemgpt", name=run_name("chemgpt", preset, n, grid.seed), preset=preset, n_train=n,
-                 n_val=grid.n_val, epochs=grid.epochs(n), max_steps=-1, batch_size=grid.batch_size, lr=grid.lr,
-                 seed=grid.seed, devices=devices, ckpt_every=200, accelerator=accelerator)
-            for n in grid.n_train for preset in grid.presets]
+    sweep = list(itertools.product(grid.lrs, grid.batch_sizes)) if grid.lrs else [(None, None)]
+    return [dict(family="chemgpt", name=run_name("chemgpt", preset, n, grid.seed, lr, batch), preset=preset,
+                 n_train=n, n_val=grid.n_val, epochs=grid.epochs(n, batch), max_steps=-1,
+                 batch_size=batch or grid.batch_size, lr=lr or grid.lr, seed=grid.seed, devices=devices,
+                 ckpt_every=200, accelerator=accelerator)
+            for n in grid.n_train for preset in grid.presets for lr, batch in sweep]
 
 
 def non_embedding_params(checkpoint: Path) -> int:
@@ -148,6 +158,54 @@ def keep_records(out: Path, dest: Path) -> None:
         shutil.copy2(out / name, dest / name)
 
 
+def registry_name(params: int, n_train: int) -> str:
+    """chemgpt-<parameters>-moses-<molecules>, e.g. chemgpt-118k-moses-100k."""
+    def short(n: float) -> str:
+        for unit, size in (("b", 1e9), ("m", 1e6), ("k", 1e3)):
+            if n >= size:
+                return f"{n / size:.3g}{unit}"
+        return str(int(n))
+
+    return f"chemgpt-{short(params)}-moses-{short(n_train)}"
+
+
+def register_sizes(runs: list[dict], runs_dir: Path, table: Path) -> list[str]:
+    """Bundle and register the largest-data finished run of every model size (sha256 of each file)."""
+    from chemzoo.registry import PACKAGE_DIR
+    from hub_upload.stage import registry_row, write_registry_row
+
+    rows = {}
+    if table.exists():
+        with open(table) as f:
+            rows = {r["model"]: r for r in csv.DictReader(f)}
+    largest: dict[str, dict] = {}
+    for run in runs:
+        if run["name"] in rows and run["n_train"] >= largest.get(run["preset"], {}).get("n_train", 0):
+            largest[run["preset"]] = run
+    names = []
+    for preset, run in largest.items():
+        row = rows[run["name"]]
+        name = registry_name(int(row["params"]), run["n_train"])
+        target = PACKAGE_DIR / "checkpoints" / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(runs_dir / run["family"] / run["name"] / "checkpoint", target)
+        meta = json.loads((target / "chemzoo.json").read_text())
+        meta.update(name=name, run_name=run["name"], non_embedding_params=int(row["non_embedding_params"]))
+        (target / "chemzoo.json").write_text(json.dumps(meta, indent=2) + "\n")
+        description = (f"ChemGPT size ladder, preset {preset}: {int(row['params']):,} parameters "
+                       f"({int(row['non_embedding_params']):,} non-embedding), trained by chemzoo on {run['n_train']:,} "
+                       f"MOSES molecules with the ladder recipe of training/ladder.py ({row['epochs']} epochs, "
+                       f"{row['steps']} steps of {row['batch_size']}): validation loss {float(row['loss']):.3f} "
+                       f"nats/token on 5,000 MOSES test molecules. Its row: training/results/chemgpt.csv ({run['name']}).")
+        entry = registry_row(target, name, bundled=True, default=False, description=description)
+        entry["extra"]["non_embedding_params"] = int(row["non_embedding_params"])
+        entry["extra"]["ladder_run"] = run["name"]
+        write_registry_row(entry)
+        names.append(name)
+    return names
+
+
 def is_finished(out: Path) -> bool:
     return (out / "metrics.json").exists() and (out / "checkpoint" / "model.safetensors").exists()
 
@@ -163,15 +221,17 @@ def is_finished(out: Path) -> bool:
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True, help="Processes (DDP when > 1).")
 @click.option("--list", "list_only", is_flag=True, help="Print the grid and which runs are finished; train nothing.")
 @click.option("--records-only", is_flag=True, help="Rewrite the rows and records of finished runs; train nothing.")
-def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_only, records_only):
+@click.option("--register", is_flag=True, help="Then bundle and register the largest-data run of every size.")
+def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_only, records_only, register):
     """Train every run of a size x data grid that is not finished yet (resumable)."""
     if grid_name not in GRIDS[family]:
         raise click.BadParameter(f"unknown grid {grid_name!r}; choose one of {', '.join(GRIDS[family])}",
                                  param_hint="--grid")
     from training.chemgpt.train import train
 
-    runs = chemgpt_runs(GRIDS[family][grid_name], accelerator, devices)
-    table = results_dir / f"{family}.csv"
+    grid = GRIDS[family][grid_name]
+    runs = chemgpt_runs(grid, accelerator, devices)
+    table = results_dir / f"{grid.table or family}.csv"
     for k, run in enumerate(runs, start=1):
         out = runs_dir / family / run["name"]
         done = is_finished(out)
@@ -182,7 +242,10 @@ def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_on
             click.echo("interrupted; rerun the same command to resume", err=True)
             return
         append_row(table, result_row(run, out, recorded_devices(table).get(run["name"]) if done else None))
-        keep_records(out, results_dir / family / run["name"])
+        keep_records(out, results_dir / (grid.table or family) / run["name"])
+    if register:
+        for name in register_sizes(runs, runs_dir, table):
+            click.echo(f"registered and bundled {name}", err=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import csv
 import json
 from pathlib import Path
 
+from chemzoo.scaling.tse import read_logs
 from training.cards import render_card
 
 RESULTS_COLUMNS = ["family", "model", "preset", "architecture", "params", "n_train", "epochs", "steps", "seed",
@@ -17,14 +18,8 @@ RESULTS_COLUMNS = ["family", "model", "preset", "architecture", "params", "n_tra
 
 def read_curve(logs: Path) -> list[dict]:
     """Rows of Lightning's metrics.csv (and the parts of earlier, interrupted attempts), one per step
-    and kind, later rows winning: a resumed run relogs the steps after its last checkpoint."""
-    by_key: dict[tuple, dict] = {}
-    for part in [*sorted(logs.glob("metrics.part*.csv")), logs / "metrics.csv"]:
-        with open(part) as f:
-            for row in csv.DictReader(f):
-                kind = "val" if row.get("val_loss") else "train"
-                by_key[(int(row["step"]), kind)] = {k: v for k, v in row.items() if v != ""}
-    return [by_key[k] for k in sorted(by_key)]
+    and kind, later rows winning (the reader training speed estimation uses too)."""
+    return read_logs(logs)
 
 
 def summarize(curve: list[dict], tail: int = 50) -> dict:

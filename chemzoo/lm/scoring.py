@@ -48,8 +48,14 @@ def _batch_log_likelihood(model, ids: list[list[int]]) -> list[float]:
 def score(chemgpt: ChemGPT, smiles: list[str], batch_size: int = 256, progress: bool = False) -> list[Score]:
     """Score every SMILES; invalid ones come back with ``error`` set instead of raising.
 
-    SELFIES symbols outside the vocabulary are scored as ``[UNK]`` and a warning names them.
+    SELFIES symbols outside the vocabulary are scored as ``[UNK]`` and a warning names them; a
+    molecule longer than the model's positions comes back with ``error`` set.
     """
+    if isinstance(smiles, str):
+        raise TypeError("score() takes a list of SMILES; for one molecule use score(model, [smiles])")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    max_positions = chemgpt.model.config.max_position_embeddings
     rows = [Score(s) for s in smiles]
     todo: list[tuple[Score, list[int]]] = []
     unknown: set[str] = set()
@@ -62,8 +68,13 @@ def score(chemgpt: ChemGPT, smiles: list[str], batch_size: int = 256, progress: 
         except InvalidMoleculeError as exc:
             row.error = str(exc)
             continue
+        ids = chemgpt.tokenizer(row.selfies)["input_ids"]
+        if len(ids) > max_positions:
+            row.error = (f"{len(ids)} tokens, longer than the {max_positions} positions {chemgpt.name} was built "
+                         "for; not scored")
+            continue
         unknown.update(out_of_vocabulary(chemgpt.tokenizer, row.selfies))
-        todo.append((row, chemgpt.tokenizer(row.selfies)["input_ids"]))
+        todo.append((row, ids))
     if unknown:
         warnings.warn(f"SELFIES symbols not in {chemgpt.name}'s vocabulary: {', '.join(sorted(unknown))}; "
                       "they were scored as [UNK]", stacklevel=2)

@@ -69,6 +69,7 @@ class ChemzooCalculator(Calculator):
         self.potential = potential.to(device=device, dtype=DTYPES[dtype]).eval().requires_grad_(False)
         self.device, self.dtype, self.min_distance = device, DTYPES[dtype], min_distance
         self.model_name = "potential"  # the registered name or folder, set by ``calculator()``
+        self.elements = list(potential.config.elements)  # atomic numbers it was trained on
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

@@ -21,6 +21,7 @@ from chemzoo.errors import ChemzooError, InvalidMoleculeError
 from chemzoo.potentials.bonds import BondWatch, bond_set
 
 LOG_COLUMNS = ["time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature_K"]
+SPREAD_COLUMN = "max_force_spread_eV_per_A"  # logged when the calculator is a committee
 
 
 def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
@@ -60,6 +61,7 @@ class MDResult:
     blew_up: bool
     reason: str | None = None  # why a run that blew up (or reacted) was stopped
     reacted: bool = False  # the bond graph changed (``reason`` says which bond, when)
+    uncertain: bool = False  # a committee's force spread passed ``max_spread``
     bond_changes: list[str] = field(default_factory=list)  # every change seen with allow_reactions
 
 
@@ -71,7 +73,7 @@ def has_momenta(atoms: Atoms) -> bool:
 def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, steps: int, trajectory: Path,
            log_every: int = 10, friction: float = 0.01, seed: int = 0, progress: bool = True,
            keep_velocities: bool = False, equilibrate: int = 0, watch_bonds: bool = True,
-           allow_reactions: bool = False, log_path: Path | None = None) -> MDResult:
+           allow_reactions: bool = False, log_path: Path | None = None, max_spread: float | None = None) -> MDResult:
     """Run MD on ``atoms`` (with a calculator); frames and log rows every ``log_every`` steps.
 
     Velocities are drawn from Maxwell-Boltzmann at ``temperature`` K (seeded) unless
@@ -82,6 +84,8 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
     (``blew_up``) if the structure explodes (non-finite energy/positions, a temperature above 10x
     target + 1000 K, or atoms the calculator refuses, e.g. collapsing onto each other), keeping what
     was written. ``log_path``: the CSV log, written row by row (an interrupted run keeps its rows).
+    With a committee calculator the log has the members' largest force spread (eV/Å) and the run
+    stops (``uncertain``) once it exceeds ``max_spread``.
     """
     rng = np.random.default_rng(seed)
     if not (keep_velocities and has_momenta(atoms)):
@@ -99,15 +103,16 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
     watch = BondWatch(atoms) if watch_bonds else None
     trajectory.unlink(missing_ok=True)
     log: list[dict] = []
-    state = {"blew_up": False, "reacted": False, "reason": None, "changes": []}
+    state = {"blew_up": False, "reacted": False, "uncertain": False, "reason": None, "changes": []}
+    committee = hasattr(atoms.calc, "members")
     log_file = open(log_path, "w", newline="") if log_path else None
-    log_writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS) if log_file else None
+    log_writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS + [SPREAD_COLUMN] * committee) if log_file else None
     if log_writer:
         log_writer.writeheader()
 
-    def stop(reason: str, reacted: bool = False):
-        state["blew_up"], state["reacted"] = not reacted, reacted
-        state["reason"] = reason
+    def stop(reason: str, reacted: bool = False, uncertain: bool = False):
+        state["blew_up"] = not (reacted or uncertain)
+        state["reacted"], state["uncertain"], state["reason"] = reacted, uncertain, reason
         raise StopIteration
 
     def check(dyn, t_fs: float):
@@ -116,6 +121,9 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
             stop(f"non-finite energy or positions at {t_fs:g} fs")
         if temp > 10 * temperature + 1000:
             stop(f"temperature reached {temp:.0f} K at {t_fs:g} fs")
+        if committee and max_spread is not None and atoms.calc.results["max_force_spread"] > max_spread:
+            stop(f"committee force spread {atoms.calc.results['max_force_spread']:.2f} eV/Å above {max_spread:g} at "
+                 f"{t_fs:g} fs", uncertain=True)
         change = watch.check(atoms) if watch else None
         if change is not None:
             if not allow_reactions:
@@ -128,7 +136,7 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
         try:
             check(dyn, t_fs)
         except StopIteration:
-            if state["reacted"]:  # keep the frame that shows the changed bond
+            if state["reacted"] or state["uncertain"]:  # keep the frame that shows why
                 write_row(t_fs)
             raise
         write_row(t_fs)
@@ -137,6 +145,8 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
         epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         row = dict(time_fs=t_fs, potential_eV=epot, kinetic_eV=ekin, total_eV=epot + ekin,
                    temperature_K=atoms.get_temperature())
+        if committee:
+            row[SPREAD_COLUMN] = atoms.calc.results["max_force_spread"]
         log.append(row)
         if log_writer:
             log_writer.writerow(row)
@@ -169,7 +179,8 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
     finally:
         if log_file:
             log_file.close()
-    return MDResult(log, len(log), state["blew_up"], state["reason"], state["reacted"], state["changes"])
+    return MDResult(log, len(log), state["blew_up"], state["reason"], reacted=state["reacted"],
+                    uncertain=state["uncertain"], bond_changes=state["changes"])
 
 
 def write_log(path: Path, log: list[dict]) -> None:

@@ -31,13 +31,20 @@ from chemzoo.scaling.table import ScalingDataError
 ESTIMATORS = ("tse", "tse-e", "tse-ema")
 
 
+def read_logs(logs: Path) -> list[dict]:
+    """Rows of Lightning's ``metrics.csv`` and the ``metrics.part*.csv`` of earlier, interrupted attempts,
+    one per step and kind (train/val), later rows winning: a resumed run relogs the steps after its
+    last checkpoint."""
+    return _merge([*sorted(Path(logs).glob("metrics.part*.csv")), Path(logs) / "metrics.csv"])
+
+
 def read_curve(run_dir: Path) -> list[dict]:
-    """Rows of a run's loss log, one per step and kind (train/val), later rows winning (a resumed run
-    relogs the steps after its last checkpoint)."""
+    """A run's loss log: its ``curve.csv`` (written when it finished) or else its Lightning logs."""
     run_dir = Path(run_dir)
-    logs = run_dir / "logs"
-    parts = [run_dir / "curve.csv"] if (run_dir / "curve.csv").exists() else \
-        [*sorted(logs.glob("metrics.part*.csv")), logs / "metrics.csv"]
+    return _merge([run_dir / "curve.csv"]) if (run_dir / "curve.csv").exists() else read_logs(run_dir / "logs")
+
+
+def _merge(parts: list[Path]) -> list[dict]:
     by_key: dict[tuple, dict] = {}
     for part in parts:
         if not part.exists():
