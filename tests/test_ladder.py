@@ -35,3 +35,16 @@ def test_a_grid_writes_one_row_per_run_and_skips_finished_runs(tmp_path):
     ranking = rank_runs([results / "chemgpt" / r["model"] for r in rows], fraction=0.5)
     assert {r["name"] for r in ranking.rows} == {r["model"] for r in rows}
     assert all(r["final_val_loss"] is not None for r in ranking.rows)
+
+
+def test_a_potential_grid_writes_force_mae_rows_for_both_architectures(tmp_path):
+    results = tmp_path / "results"
+    args = ["--family", "potential", "--grid", "test", "--runs", str(tmp_path / "runs"), "--results", str(results)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(results / "potential.csv")))
+    assert sorted(r["architecture"] for r in rows) == ["painn", "painn", "schnet", "schnet"]
+    for row in rows:
+        assert float(row["loss"]) == float(row["test_force_mae_meV_per_A"]) > 0  # meV/Å on the fixed test split
+        assert int(row["params"]) - int(row["non_embedding_params"]) == 8 * int(row["preset"][1:].split("-")[0])
+        assert int(row["n_train"]) == 64 and row["family"] == "potential"

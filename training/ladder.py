@@ -3,8 +3,10 @@
     python -m training.ladder --family chemgpt --grid cpu            # runs/ladder/chemgpt/<run>/
     python -m training.ladder --family chemgpt --grid cpu --list     # the grid and what is done
     python -m training.ladder --family chemgpt --grid gpu --accelerator gpu --devices 4
+    python -m training.ladder --family potential --grid cpu         # needs data/xtb-moses-12.5k (README)
 
-Each run is the ordinary single-run trainer (``training.chemgpt.train``) with the grid's recipe, so
+Each run is the ordinary single-run trainer (``training.chemgpt.train``, ``training.potentials.train``)
+with the grid's recipe, so
 a killed ladder resumes mid-run from that run's last checkpoint, skips finished runs and goes on.
 Every finished run appends (or replaces) its row in ``training/results/<family>.csv`` (``loss`` is
 the family's headline loss: final validation nats/token for ChemGPT) and copies
@@ -16,7 +18,10 @@ registry all read those records. Under SLURM or torchrun the same command runs w
 The ChemGPT recipe, the same across a grid: AdamW (lr 1e-3, betas 0.9/0.95, weight decay 0.01),
 warmup then cosine decay to 0.1x, batch 64 molecules, max(2 epochs, 1,000 steps) - small data
 sets see more epochs, so every run gets at least 1,000 updates - and validation (5,000 MOSES test
-molecules, the same for every run, never used to choose anything) after every epoch.
+molecules, the same for every run, never used to choose anything) after every epoch. The potential
+recipe: Adam (lr 1e-3) with cosine decay, batch 16 structures, energy/force loss 0.05/0.95,
+max(3 epochs, 3,000 steps), training structures a seeded random subset of the train split (nested
+across sizes); ``loss`` is the force MAE (meV/Å) on the dataset's whole, fixed test split.
 """
 
 from __future__ import annotations
@@ -60,6 +65,29 @@ class Grid:
         return max(self.min_epochs, math.ceil(self.min_steps / steps_per_epoch))
 
 
+@dataclass(frozen=True)
+class PotentialGrid:
+    """Architectures x widths x training-set sizes (structures) of potentials, one recipe for all."""
+
+    architectures: tuple[str, ...]
+    features: tuple[int, ...]
+    n_train: tuple[int, ...]
+    interactions: int = 3
+    lmax: int = 1  # nequip only
+    batch_size: int = 16
+    lr: float = 1e-3
+    schedule: str = "cosine"
+    min_epochs: int = 3
+    min_steps: int = 3000
+    cutoff: float = 5.0
+    data: str = "data/xtb-moses-12.5k"
+    seed: int = 0
+    table: str = ""
+
+    def epochs(self, n_train: int) -> int:
+        return max(self.min_epochs, math.ceil(self.min_steps * self.batch_size / n_train))
+
+
 GRIDS = {
     "chemgpt": {
         # 25k .. 2.7M non-embedding parameters (2 decades) x 1 decade of molecules: ~2 h on one CPU core per
@@ -74,6 +102,16 @@ GRIDS = {
                     batch_sizes=(32, 128), table="chemgpt-tse"),
         # the smallest possible grid, for tests
         "test": Grid(("tiny-l2-h32", "tiny-l2-h64"), (256,), min_steps=8, n_val=64),
+    },
+    "potential": {
+        # invariant SchNet and equivariant PaiNN, 4 widths x 4 training-set sizes of the 12.5k-molecule xTB
+        # dataset (test split fixed: 10,040 structures of 1,255 held-out molecules); ~4 CPU-hours per architecture
+        "cpu": PotentialGrid(("schnet", "painn"), (16, 32, 64, 128), (1_000, 3_000, 10_000, 30_000)),
+        # a GPU continues in size and data (the 25k-molecule build, 160k training structures)
+        "gpu": PotentialGrid(("schnet", "painn", "nequip"), (32, 64, 128, 256), (1_000, 10_000, 30_000, 100_000, 160_000),
+                             min_steps=20_000, data="data/xtb-moses-25k"),
+        "test": PotentialGrid(("schnet", "painn"), (4, 8), (64,), interactions=2, cutoff=4.0, min_epochs=1, min_steps=4,
+                              data="tests/data/xtb-moses-200"),
     },
 }
 
@@ -93,16 +131,29 @@ def chemgpt_runs(grid: Grid, accelerator: str, devices: int) -> list[dict]:
             for n in grid.n_train for preset in grid.presets for lr, batch in sweep]
 
 
-def non_embedding_params(checkpoint: Path) -> int:
-    """Weights outside the token and position embeddings (Kaplan et al.'s N), from the safetensors."""
-    from safetensors import safe_open
+def potential_runs(grid: PotentialGrid, accelerator: str, devices: int) -> list[dict]:
+    """The run configs of a potential grid (the keys of ``training.potentials.train.train``), data-major."""
+    return [dict(family="potential", name=f"{arch}-f{features}-i{grid.interactions}-n{n}-s{grid.seed}", data=grid.data,
+                 architecture=arch, features=features, interactions=grid.interactions, lmax=grid.lmax,
+                 cutoff=grid.cutoff, n_train=n, epochs=grid.epochs(n), max_steps=-1, max_minutes=None,
+                 batch_size=grid.batch_size, lr=grid.lr, schedule=grid.schedule, seed=grid.seed,
+                 accelerator=accelerator, devices=devices, ckpt_every=200, init=None)
+            for n in grid.n_train for arch in grid.architectures for features in grid.features]
 
-    total = 0
-    with safe_open(str(checkpoint / "model.safetensors"), "pt") as f:
-        for key in f.keys():
-            if not any(e in key for e in ("wte", "wpe")):
-                total += math.prod(f.get_slice(key).get_shape())
-    return total
+
+def non_embedding_params(checkpoint: Path) -> int:
+    """Trainable weights outside the embeddings (Kaplan et al.'s N): ChemGPT's token and position tables,
+    a potential's element table."""
+    config = json.loads((checkpoint / "config.json").read_text())
+    if config.get("model_type") == "gpt_neo":
+        from safetensors import safe_open
+
+        with safe_open(str(checkpoint / "model.safetensors"), "pt") as f:
+            return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys() if not any(e in k for e in ("wte", "wpe")))
+    from chemzoo.potentials.model import Potential
+
+    net = Potential.from_pretrained(checkpoint).net
+    return sum(p.numel() for name, p in net.named_parameters() if not name.startswith("embedding"))
 
 
 def device_name(accelerator: str) -> str:
@@ -117,6 +168,16 @@ def result_row(run: dict, out: Path, device: str | None = None) -> dict:
     """The ladder's row of a finished run, from its own records (``device``: where it trained, default here)."""
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     val = metrics.get("val_loss_per_epoch") or [metrics["val_loss"]]
+    if run["family"] == "potential":  # the headline loss: force MAE on the dataset's fixed test split
+        return dict(family="potential", model=run["name"], architecture=run["architecture"], preset=f"f{run['features']}"
+                    f"-i{run['interactions']}", params=metrics["params"],
+                    non_embedding_params=non_embedding_params(out / "checkpoint"), n_train=run["n_train"],
+                    epochs=run["epochs"], steps=metrics["steps"], batch_size=run["batch_size"], lr=run["lr"],
+                    seed=run["seed"], loss=metrics["test_force_mae_meV_per_A"], train_loss=metrics["train_loss"],
+                    val_loss=metrics["val_loss"], best_val_loss=min(val),
+                    test_energy_mae_meV_per_atom=metrics["test_energy_mae_meV_per_atom"],
+                    test_force_mae_meV_per_A=metrics["test_force_mae_meV_per_A"], wall_time_s=metrics["wall_time_s"],
+                    device=device or device_name(run.get("accelerator", "cpu")))
     return dict(family=run["family"], model=run["name"], architecture="gpt_neo", preset=run["preset"],
                 params=metrics["params"], non_embedding_params=non_embedding_params(out / "checkpoint"),
                 n_train=run["n_train"], epochs=run["epochs"], steps=metrics["steps"], batch_size=run["batch_size"],
@@ -227,10 +288,15 @@ def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_on
     if grid_name not in GRIDS[family]:
         raise click.BadParameter(f"unknown grid {grid_name!r}; choose one of {', '.join(GRIDS[family])}",
                                  param_hint="--grid")
-    from training.chemgpt.train import train
-
     grid = GRIDS[family][grid_name]
-    runs = chemgpt_runs(grid, accelerator, devices)
+    if family == "potential":
+        from training.potentials.train import train
+
+        runs = potential_runs(grid, accelerator, devices)
+    else:
+        from training.chemgpt.train import train
+
+        runs = chemgpt_runs(grid, accelerator, devices)
     table = results_dir / f"{grid.table or family}.csv"
     for k, run in enumerate(runs, start=1):
         out = runs_dir / family / run["name"]
@@ -243,7 +309,7 @@ def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_on
             return
         append_row(table, result_row(run, out, recorded_devices(table).get(run["name"]) if done else None))
         keep_records(out, results_dir / (grid.table or family) / run["name"])
-    if register:
+    if register and family == "chemgpt":
         for name in register_sizes(runs, runs_dir, table):
             click.echo(f"registered and bundled {name}", err=True)
 
