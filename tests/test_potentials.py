@@ -321,3 +321,45 @@ def test_chemzoo_calculator_of_a_list_is_a_committee_of_registered_potentials():
     calc = chemzoo.calculator(["painn-xtb-moses-53k", "schnet-xtb-moses-53k-contact"])
     assert calc.model_name == "committee(painn-xtb-moses-53k, schnet-xtb-moses-53k-contact)"
     assert calc.elements == ELEMENTS
+
+
+def test_the_calculator_warns_once_below_the_closest_training_contact(aspirin):
+    import warnings
+
+    potential = make_potential("schnet")
+    potential.config.min_distances = {"C-H": 1.0, "H-H": 1.5}
+    calc = ChemzooCalculator(potential, dtype="float64")
+    aspirin.calc = calc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aspirin.get_potential_energy()  # C-H 1.09 Å, geminal H-H none closer than 1.5 Å: no warning
+    h = [k for k, z in enumerate(aspirin.numbers) if z == 1]
+    squeezed = aspirin.copy()
+    squeezed.positions[h[0]] = squeezed.positions[h[1]] + [0.0, 0.0, 1.2]
+    squeezed.calc = calc
+    with pytest.warns(UserWarning, match=rf"atoms {h[0]} and {h[1]} \(H-H\) are 1.20 Å apart, closer than any H-H "
+                                         r"pair in this potential's training data \(1.50 Å\)") as record:
+        squeezed.get_potential_energy()
+    assert len(record) == 1
+    squeezed.positions[h[0]] += [0.0, 0.0, -0.1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        squeezed.get_potential_energy()  # once per calculator
+
+
+def test_training_records_the_closest_contact_of_each_element_pair():
+    from training.potentials.data import Structures, closest_contacts
+    from training.potentials.dataset import load_dataset
+
+    data = load_dataset(Path(__file__).parent / "data" / "xtb-moses-200")
+    structures = Structures(data, "val", 4.0)
+    closest = closest_contacts(structures)
+    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
+    direct = np.inf
+    for k in np.flatnonzero(data["split"] == "val"):  # C-H by brute force over every structure
+        a, b = starts[k], starts[k + 1]
+        z, x = data["numbers"][a:b], data["positions"][a:b]
+        d = np.linalg.norm(x[z == 6][:, None] - x[z == 1][None], axis=-1)
+        direct = min(direct, d.min())
+    assert closest["C-H"] == pytest.approx(direct, abs=1e-4) and 0.9 < closest["C-H"] < 1.1
+    assert set(closest) >= {"C-C", "C-H", "H-H", "C-N", "C-O"}

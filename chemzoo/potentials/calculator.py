@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.data import chemical_symbols
@@ -70,6 +72,7 @@ class ChemzooCalculator(Calculator):
         self.device, self.dtype, self.min_distance = device, DTYPES[dtype], min_distance
         self.model_name = "potential"  # the registered name or folder, set by ``calculator()``
         self.elements = list(potential.config.elements)  # atomic numbers it was trained on
+        self.warned_contact = False  # the closer-than-training warning is given once per calculator
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -82,6 +85,8 @@ class ChemzooCalculator(Calculator):
         # one neighbour list serves the clash check and the graph
         neighbours = neighbour_pairs(atoms.positions, max(config.cutoff, self.min_distance), atoms.cell.array, atoms.pbc)
         check_clashes(atoms, self.min_distance, neighbours)
+        if config.min_distances and not self.warned_contact:
+            self.warn_closer_than_training(atoms, neighbours, config.min_distances)
         graph = build_graph(atoms.numbers, atoms.positions, config.cutoff, atoms.cell.array, atoms.pbc, dtype=self.dtype,
                             neighbours=neighbours if config.cutoff >= self.min_distance else None).to(self.device)
         out = self.potential(graph, forces=True, stress=periodic)
@@ -90,6 +95,27 @@ class ChemzooCalculator(Calculator):
                         "forces": out["forces"].detach().cpu().double().numpy()}
         if periodic:
             self.results["stress"] = full_3x3_to_voigt_6_stress(out["stress"][0].detach().cpu().double().numpy())
+
+    def warn_closer_than_training(self, atoms, neighbours, closest: dict[str, float]) -> None:
+        """Warn (once) when a pair of atoms is closer than any pair of those elements in the training data."""
+        (i, j), shifts = neighbours
+        if not len(i):
+            return
+        if not hasattr(self, "_closest"):  # (119, 119) table of the training minima, 0 where unknown
+            self._closest = np.zeros((119, 119))
+            for pair, value in closest.items():
+                a, b = (chemical_symbols.index(x) for x in pair.split("-"))
+                self._closest[a, b] = self._closest[b, a] = value
+        d = np.linalg.norm(atoms.positions[j] - atoms.positions[i] + shifts @ atoms.cell.array, axis=1)
+        below = np.flatnonzero(d < self._closest[atoms.numbers[i], atoms.numbers[j]])
+        if len(below):
+            k = below[np.argmin(d[below])]
+            a, b = int(i[k]), int(j[k])
+            pair = "-".join(sorted((chemical_symbols[atoms.numbers[a]], chemical_symbols[atoms.numbers[b]])))
+            self.warned_contact = True
+            warnings.warn(f"atoms {a} and {b} ({pair}) are {d[k]:.2f} Å apart, closer than any {pair} pair in this "
+                          f"potential's training data ({closest[pair]:.2f} Å): its energy and forces there are an "
+                          "extrapolation", stacklevel=4)
 
 
 def calculator(name_or_path=None, device: str = "cpu", dtype: str = "float32", **kwargs) -> ChemzooCalculator:

@@ -40,6 +40,9 @@ class PotentialConfig:
     energy_scale: float = 1.0  # eV per network output unit
     energy_shift: float = 0.0  # eV per atom
     dtypes: list[str] = field(default_factory=lambda: ["float32", "float64"])
+    # shortest distance (Å) of each element pair ("C-H", symbols sorted) in the training structures;
+    # the calculator warns once below it (None for checkpoints trained before it was recorded)
+    min_distances: dict[str, float] | None = None
     model_type: str = MODEL_TYPE
 
     @property

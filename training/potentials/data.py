@@ -57,6 +57,24 @@ def fit_reference_energies(structures: Structures, elements: list[int]) -> tuple
     return ref.tolist(), float(np.sqrt(force_sq / n_force))
 
 
+def closest_contacts(structures: Structures) -> dict[str, float]:
+    """The shortest distance (Å) of every element pair ("C-H", symbols sorted) among the structures' edges."""
+    from ase.data import chemical_symbols
+
+    best: dict[tuple[int, int], float] = {}
+    for graph, _, _ in structures.items:
+        i, j = graph.edge_index
+        if not len(i):
+            continue
+        d = (graph.positions[j] - graph.positions[i] + graph.shifts).norm(dim=1).numpy()
+        zi, zj = graph.numbers[i].numpy(), graph.numbers[j].numpy()
+        lo, hi = np.minimum(zi, zj), np.maximum(zi, zj)
+        for a, b in set(zip(lo.tolist(), hi.tolist())):
+            k = (lo == a) & (hi == b)
+            best[(a, b)] = min(best.get((a, b), np.inf), float(d[k].min()))
+    return {"-".join(sorted((chemical_symbols[a], chemical_symbols[b]))): round(v, 4) for (a, b), v in sorted(best.items())}
+
+
 class PotentialDataModule(ShardedDataModule):
     def __init__(self, folder: Path, cutoff: float, n_train: int | None, batch_size: int, seed: int):
         super().__init__(batch_size, seed, collate_structures)

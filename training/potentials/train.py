@@ -24,7 +24,7 @@ import torch
 from chemzoo.potentials.model import ARCHITECTURES, Potential
 from training.cards import render_card
 from training.common import fit, start_run
-from training.potentials.data import PotentialDataModule, collate_structures, fit_reference_energies
+from training.potentials.data import PotentialDataModule, closest_contacts, collate_structures, fit_reference_energies
 from training.potentials.dataset import ELEMENTS
 from training.potentials.module import PotentialModule, prediction_errors
 from training.results import record_run
@@ -80,7 +80,8 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
         if run["architecture"] == "nequip":
             hyper["lmax"] = run["lmax"]
         config = dict(architecture=run["architecture"], elements=elements, cutoff=run["cutoff"], hyperparameters=hyper,
-                      reference_energies=reference, energy_scale=force_rms)
+                      reference_energies=reference, energy_scale=force_rms,
+                      min_distances=closest_contacts(data.train_set))
     module = PotentialModule(config, lr=run["lr"], schedule=run.get("schedule", "plateau"))
     if start is not None:
         module.model.load_state_dict(start.state_dict())
