@@ -16,7 +16,7 @@ from ase import Atoms
 from ase.io import read
 
 import chemzoo
-from chemzoo.registry import list_models
+from chemzoo.registry import PACKAGE_DIR, list_models
 from training.potentials.dataset import load_dataset
 
 DATA = Path(__file__).parent / "data"
@@ -81,3 +81,12 @@ def test_bundled_potential_is_close_to_xtb_on_held_out_molecules(name):
 if __name__ == "__main__":
     PINNED.write_text(json.dumps({name: outputs(name) for name in BUNDLED}, indent=1) + "\n")
     print(f"pinned {', '.join(BUNDLED)} -> {PINNED}")
+
+
+@pytest.mark.parametrize("name", [e.name for e in list_models() if e.bundled])
+def test_every_bundled_card_re_renders_from_its_records(name):
+    from training.cards import render_card
+
+    folder = PACKAGE_DIR / "checkpoints" / name
+    meta = json.loads((folder / "chemzoo.json").read_text())
+    assert render_card(meta["family"], meta) == (folder / "README.md").read_text()

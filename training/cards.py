@@ -40,7 +40,19 @@ def render_card(family: str, metadata: dict) -> str:
     values.update({k: _fmt(v) for k, v in metadata.get("test_errors", {}).items()})
     values["run_json"] = json.dumps(metadata.get("run", {}), indent=2)
     values["evaluation_table"] = evaluation_table(metadata.get("evaluation", {}))
+    values["tested"] = tested_section(metadata)
     return Template((CARDS / f"{family}.md").read_text()).safe_substitute(values)
+
+
+def tested_section(metadata: dict) -> str:
+    """A potential's MD temperature range as tested, and its errors out of distribution, where measured."""
+    lines = [f"- Molecular dynamics: {metadata['md_tested']}" if metadata.get("md_tested")
+             else "- Molecular dynamics: not tested yet."]
+    ood = metadata.get("ood_errors")
+    if ood:
+        lines.append(f"- Out of distribution ({ood['set']}): force MAE {ood['force_mae_meV_per_A']:.1f} meV/Å, energy MAE "
+                     f"{ood['energy_mae_meV_per_atom']:.1f} meV/atom ({ood['command']}).")
+    return "\n".join(lines)
 
 
 @click.command()
