@@ -25,3 +25,7 @@ class OfflineError(ChemzooError):
 
 class InvalidMoleculeError(ChemzooError, ValueError):
     """A SMILES or SELFIES string that cannot be parsed."""
+
+
+class InvalidSettingError(ChemzooError, ValueError):
+    """A setting out of its range (a non-positive count, a NaN temperature, a seed too large, ...)."""

@@ -149,3 +149,14 @@ def test_score_refuses_a_bare_string_and_a_zero_batch():
         chemzoo.score(gpt, "CCO")
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         chemzoo.score(gpt, ["CCO"], batch_size=0)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--temperature", "nan"], "temperature must be a positive number, got nan"),
+    (["--top-p", "nan"], "top-p must be in (0, 1], got nan"),
+    (["--seed", "12345678901234567890123"], "seed must be in [0, 2^63)"),
+])
+def test_nan_and_huge_settings_are_one_line_errors_not_unexpected(run, tmp_path, args, fragment):
+    result = run("sample", "-n", "2", *args, "-o", str(tmp_path / "x.smi"))
+    one_line_error(result, fragment)
+    assert "unexpected" not in result.output

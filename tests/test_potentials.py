@@ -363,3 +363,26 @@ def test_training_records_the_closest_contact_of_each_element_pair():
         direct = min(direct, d.min())
     assert closest["C-H"] == pytest.approx(direct, abs=1e-4) and 0.9 < closest["C-H"] < 1.1
     assert set(closest) >= {"C-C", "C-H", "H-H", "C-N", "C-O"}
+
+
+@pytest.mark.parametrize("name", ["schnet-xtb-moses-53k-contact", "painn-xtb-moses-53k", "nequip-xtb-moses-53k"])
+def test_atoms_beyond_the_cutoff_are_independent(name):
+    """No pair within the cutoff (SchNet's fused path once failed on zero pairs): energies add, forces vanish."""
+    calc = chemzoo.calculator(name, dtype="float64")
+    energies = {}
+    for symbol in ("C", "H"):
+        single = Atoms(symbol, positions=[[0, 0, 0]], calculator=calc)
+        energies[symbol] = single.get_potential_energy()
+        assert np.abs(single.get_forces()).max() == 0
+    apart = Atoms("CH", positions=[[0, 0, 0], [10, 0, 0]], calculator=calc)
+    assert apart.get_potential_energy() == pytest.approx(energies["C"] + energies["H"], abs=1e-9)
+    assert np.abs(apart.get_forces()).max() == 0
+
+
+def test_a_charged_smiles_is_refused():
+    from chemzoo.errors import InvalidMoleculeError
+    from chemzoo.potentials.md import atoms_from_smiles
+
+    with pytest.raises(InvalidMoleculeError, match=r"'\[Cl-\]' has a net charge of -1; chemzoo's potentials are trained"):
+        atoms_from_smiles("[Cl-]")
+    assert len(atoms_from_smiles("C[N+](=O)[O-]")) == 7  # formal charges that cancel are fine (nitromethane)

@@ -99,9 +99,14 @@ def test_filters_keep_the_right_tokens():
     (dict(n=5, top_p=1.5), "top-p must be in"),
     (dict(n=5, top_k=0), "top-k must be a positive integer"),
     (dict(n=5, max_length=1), "max_length must be at least 2"),
+    (dict(n=2.5), "number of molecules must be a whole number, got 2.5"),
+    (dict(n=5, seed=10**22), r"seed must be in \[0, 2\^63\), got 10000000000000000000000"),
+    (dict(n=5, top_p=math.nan), "top-p must be in"),
 ])
 def test_bad_sampling_settings_are_refused(gpt, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    from chemzoo.errors import InvalidSettingError
+
+    with pytest.raises(InvalidSettingError, match=message):  # a ValueError too, and one line in the CLI
         chemzoo.sample(gpt, **kwargs)
 
 

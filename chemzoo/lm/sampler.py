@@ -12,6 +12,7 @@ settings and device give the same molecules.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from chemzoo.errors import InvalidSettingError
 from chemzoo.lm.fixed_step import FixedStep
 from chemzoo.lm.model import ChemGPT
 from chemzoo.lm.molecules import selfies_to_smiles
@@ -40,19 +42,26 @@ class Samples:
 
 
 def check_settings(n: int, temperature: float, top_k: int | None, top_p: float | None, batch_size: int,
-                   max_length: int | None = None) -> None:
+                   max_length: int | None = None, seed: int = 0) -> None:
+    """Refuse settings that would fail later or sample something other than asked (InvalidSettingError)."""
+    for name, value in (("number of molecules", n), ("batch size", batch_size), ("top-k", top_k), ("seed", seed),
+                        ("max_length", max_length)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise InvalidSettingError(f"{name} must be a whole number, got {value!r}")
     if n <= 0:
-        raise ValueError(f"number of molecules must be positive, got {n}")
+        raise InvalidSettingError(f"number of molecules must be positive, got {n}")
     if not temperature > 0 or math.isinf(temperature):
-        raise ValueError(f"temperature must be a positive number, got {temperature}")
+        raise InvalidSettingError(f"temperature must be a positive number, got {temperature}")
     if top_k is not None and top_k <= 0:
-        raise ValueError(f"top-k must be a positive integer, got {top_k}")
+        raise InvalidSettingError(f"top-k must be a positive integer, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top-p must be in (0, 1], got {top_p}")
+        raise InvalidSettingError(f"top-p must be in (0, 1], got {top_p}")
     if batch_size <= 0:
-        raise ValueError(f"batch size must be positive, got {batch_size}")
+        raise InvalidSettingError(f"batch size must be positive, got {batch_size}")
     if max_length is not None and max_length < 2:
-        raise ValueError(f"max_length must be at least 2 ([CLS] and one token), got {max_length}")
+        raise InvalidSettingError(f"max_length must be at least 2 ([CLS] and one token), got {max_length}")
+    if not 0 <= seed < 2**63:
+        raise InvalidSettingError(f"seed must be in [0, 2^63), got {seed}")
 
 
 class KVCache:
@@ -204,7 +213,7 @@ def sample_tokens(model, n: int, temperature: float = 1.0, top_k: int | None = N
     CUDA graphs on a GPU, with finished rows kept in the batch; otherwise finished rows leave it. The
     two draw different random streams, so a seed gives the same molecules within one mode and device.
     """
-    check_settings(n, temperature, top_k, top_p, batch_size, max_length)
+    check_settings(n, temperature, top_k, top_p, batch_size, max_length, seed)
     decoder = NeoDecoder(model)
     device = decoder.wte.device
     max_length = min(max_length or decoder.max_positions, decoder.max_positions)

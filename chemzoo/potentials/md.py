@@ -32,6 +32,10 @@ def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: RDKit cannot parse it")
+    charge = Chem.GetFormalCharge(mol)
+    if charge != 0:
+        raise InvalidMoleculeError(f"SMILES {smiles!r} has a net charge of {charge:+d}; chemzoo's potentials are trained "
+                                   "on neutral molecules (GFN2-xTB, charge 0)")
     mol = Chem.AddHs(mol)
     params = AllChem.ETKDGv3()
     params.randomSeed = seed

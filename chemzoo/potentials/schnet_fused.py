@@ -86,8 +86,8 @@ class FusedSchNet(torch.autograd.Function):
             grad_s = torch.bmm(g_w * block.env, plan.filter_out)  # (layers, P, F)
             grad_a = torch.empty_like(block.sig_a)
             n_pairs = len(grad_a)
-            torch.mul(grad_s, block.sig_a.view(n_pairs, -1, features).transpose(0, 1),
-                      out=grad_a.view(n_pairs, -1, features).transpose(0, 1))
+            torch.mul(grad_s, block.sig_a.view(n_pairs, len(plan.layers), features).transpose(0, 1),
+                      out=grad_a.view(n_pairs, len(plan.layers), features).transpose(0, 1))
             grad_lengths.append(((grad_a @ plan.filter_in) * block.drbf).sum(1) + grad_env * block.denv)
         return torch.cat(grad_lengths), None, None, None, None, None
 
