@@ -58,6 +58,27 @@ def check_writable(path: Path) -> None:
         raise click.BadParameter(f"folder {parent} does not exist", param_hint="-o/--output")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise click.BadParameter(f"cannot write {path}: permission denied", param_hint="-o/--output")
+    if path.exists():
+        click.echo(f"Warning: {path} exists and will be replaced", err=True)
+
+
+def read_smiles_column(path: Path) -> list[tuple[int, str]]:
+    """(line number, SMILES) of a .smi file (first whitespace-separated field) or a CSV (first column),
+    skipping blank lines and a header whose first field is 'smiles' (any case), e.g. `sample -o x.csv`."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first SMILES
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{path} is not UTF-8 text; save it as UTF-8 with one SMILES per line") from None
+    if "\x00" in text:
+        raise click.ClickException(f"{path} looks binary (or UTF-16); save it as UTF-8 with one SMILES per line")
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        field = stripped.split(",")[0].split()[0] if stripped and stripped.split(",")[0].split() else ""
+        if field and not (number == 1 and field.lower() == "smiles"):
+            out.append((number, field))
+    return out
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -133,7 +154,8 @@ def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_lengt
 
     if output.suffix.lower() not in {".smi", ".csv", ".txt"}:
         raise click.BadParameter("use a .smi, .txt or .csv file name", param_hint="-o/--output")
-    check_writable(output)
+    for path in (output, output.with_name(output.name + ".json")):
+        check_writable(path)
     gpt = chemzoo.load(model_name)
     result = chemzoo.sample(gpt, n, temperature, top_k, top_p, seed, batch_size, max_length, progress=True)
     valid = [s for s in result.smiles if s is not None]
@@ -177,11 +199,9 @@ def score(model_name, smiles_file, output, batch_size):
 
     if output is not None:
         check_writable(output)
-    lines = []
-    for number, line in enumerate(smiles_file.read_text().splitlines(), start=1):
-        field = line.strip().split()[0] if line.strip() else ""
-        if field and not (number == 1 and field.lower() in {"smiles", "smiles,"}):
-            lines.append((number, field.split(",")[0]))
+    if output is not None and output.resolve() == smiles_file.resolve():
+        raise click.BadParameter(f"{output} is the input file; write the scores to another file", param_hint="-o/--output")
+    lines = read_smiles_column(smiles_file)
     if not lines:
         raise click.ClickException(f"{smiles_file} holds no SMILES")
     gpt = chemzoo.load(model_name)

@@ -160,3 +160,32 @@ def test_nan_and_huge_settings_are_one_line_errors_not_unexpected(run, tmp_path,
     result = run("sample", "-n", "2", *args, "-o", str(tmp_path / "x.smi"))
     one_line_error(result, fragment)
     assert "unexpected" not in result.output
+
+
+def test_score_reads_samples_own_csv_a_bom_and_refuses_binary_and_its_own_input(run, tmp_path):
+    sampled = tmp_path / "s.csv"
+    assert run("sample", "-n", "5", "--seed", "3", "-o", str(sampled)).exit_code == 0
+    wanted = [r["smiles"] for r in csv.DictReader(open(sampled)) if r["smiles"]]
+    out = tmp_path / "scores.csv"
+    assert run("score", str(sampled), "-o", str(out)).exit_code == 0
+    assert [r["smiles"] for r in csv.DictReader(open(out))] == wanted
+    bom = tmp_path / "bom.smi"
+    bom.write_bytes("\ufeffCCO\nc1ccccc1\n".encode("utf-8"))
+    assert run("score", str(bom), "-o", str(out)).exit_code == 0
+    assert [r["smiles"] for r in csv.DictReader(open(out))] == ["CCO", "c1ccccc1"]
+    utf16 = tmp_path / "u16.smi"
+    utf16.write_bytes("CCO\n".encode("utf-16"))
+    one_line_error(run("score", str(utf16)), "is not UTF-8 text")
+    before = bom.read_bytes()
+    one_line_error(run("score", str(bom), "-o", str(bom)), "is the input file")
+    assert bom.read_bytes() == before
+
+
+def test_replacing_an_output_says_so_and_a_directory_companion_is_refused_before_sampling(run, tmp_path):
+    out = tmp_path / "x.smi"
+    out.write_text("old\n")
+    result = run("sample", "-n", "2", "-o", str(out))
+    assert result.exit_code == 0 and f"Warning: {out} exists and will be replaced" in result.output
+    (tmp_path / "y.smi.json").mkdir()
+    one_line_error(run("sample", "-n", "2", "-o", str(tmp_path / "y.smi")), "y.smi.json is a directory")
+    assert not (tmp_path / "y.smi").exists() and not list(tmp_path.glob(".*tmp"))
