@@ -127,7 +127,8 @@ def test_unsupported_element_names_it_and_the_supported_ones():
 
 def test_overlapping_atoms_and_nan_positions_are_refused(aspirin):
     clash = aspirin.copy()
-    clash.positions[3] = clash.positions[2] + [0.1, 0.0, 0.0]
+    c1, c2 = np.flatnonzero(aspirin.numbers == 6)[:2]
+    clash.positions[c2] = clash.positions[c1] + [0.1, 0.0, 0.0]
     clash.calc = calc("schnet")
     with pytest.raises(InvalidStructureError, match=r"atoms \d+ \(C\) and \d+ \(C\) are 0.10 Å apart"):
         clash.get_potential_energy()
@@ -335,13 +336,14 @@ def test_the_calculator_warns_once_below_the_closest_training_contact(aspirin):
         aspirin.get_potential_energy()  # C-H 1.09 Å, geminal H-H none closer than 1.5 Å: no warning
     h = [k for k, z in enumerate(aspirin.numbers) if z == 1]
     squeezed = aspirin.copy()
-    squeezed.positions[h[0]] = squeezed.positions[h[1]] + [0.0, 0.0, 1.2]
+    outward = squeezed.positions[h[1]] - squeezed.positions.mean(0)
+    squeezed.positions[h[0]] = squeezed.positions[h[1]] + 1.2 * outward / np.linalg.norm(outward)
     squeezed.calc = calc
     with pytest.warns(UserWarning, match=rf"atoms {h[0]} and {h[1]} \(H-H\) are 1.20 Å apart, closer than any H-H "
                                          r"pair in this potential's training data \(1.50 Å\)") as record:
         squeezed.get_potential_energy()
     assert len(record) == 1
-    squeezed.positions[h[0]] += [0.0, 0.0, -0.1]
+    squeezed.positions[h[0]] -= 0.1 * outward / np.linalg.norm(outward)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         squeezed.get_potential_energy()  # once per calculator
