@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from pathlib import Path
 
 import huggingface_hub
@@ -85,6 +86,55 @@ def verify(folder: Path, files: dict[str, str]) -> None:
                                 "reinstall chemzoo or delete it to download it again")
 
 
+def verify_copy_of_registered(folder: Path) -> None:
+    """A local folder whose ``chemzoo.json`` names a registered model must hold that model's registered
+    weights and config (sha256): a corrupt copy would otherwise load and give silently wrong numbers."""
+    import json
+
+    meta_file = folder / "chemzoo.json"
+    try:
+        name = json.loads(meta_file.read_text()).get("name") if meta_file.is_file() else None
+    except (ValueError, OSError):
+        return
+    entry = get_entry(name) if isinstance(name, str) else None
+    if entry is None:
+        return
+    for file in ("model.safetensors", "config.json"):
+        expected = entry.files.get(file)
+        if expected and (folder / file).is_file() and sha256(folder / file) != expected:
+            raise ChecksumError(f"{folder / file} differs from the registered {entry.name}'s (sha256): the copy is corrupt "
+                                f"or was modified; use the registered name {entry.name!r}, or if you changed it on "
+                                "purpose give it another name in its chemzoo.json")
+
+
+def check_finite_weights(tensors, path: Path, limit: float = 1e6) -> None:
+    """Refuse weights that no trained model has (NaN, inf, |w| > ``limit``): a corrupt or tampered file
+    would otherwise give silently wrong numbers."""
+    import torch
+
+    for name, t in tensors:
+        if t.is_floating_point() and t.numel() and not (torch.isfinite(t).all() and t.abs().max() <= limit):
+            raise ChecksumError(f"{path}: weight {name} holds NaN, infinite or absurd (> {limit:g}) values; the file is "
+                                "corrupt or was modified: restore it from where it came")
+
+
+def read_safetensors(path: Path, header_only: bool = False) -> dict | None:
+    """A safetensors file's tensors (or only a check of its header and size, ``header_only``), with a
+    one-line error naming the file when it cannot be read."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    try:
+        if header_only:
+            with safe_open(str(path), "pt"):
+                return None
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ChecksumError(f"cannot read the weights in {path} ({reason}): the file is truncated or corrupt; "
+                            "restore it, or delete the folder to download it again") from None
+
+
 def _check_weights(folder: Path, label: str) -> Path:
     if not any(folder.glob("*.safetensors")):
         pickled = [p.name for p in folder.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
@@ -107,10 +157,15 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelEntry | None]:
     """A local folder holding the model, and its registry entry when it is a registered name."""
     text = str(name_or_path)
     path = Path(text).expanduser()
-    if path.is_dir():
-        return _check_weights(path, text), None
     entry = get_entry(text)
-    if entry is not None:
+    bare_name = os.sep not in text and not text.startswith((".", "~"))
+    if path.is_dir() and not (entry is not None and bare_name):
+        verify_copy_of_registered(path)
+        return _check_weights(path, text), None
+    if entry is not None:  # a registered name wins over a same-named folder here (which has no checksums)
+        if path.is_dir():
+            warnings.warn(f"a folder named {text} is in the working directory; the registered {entry.name} is used "
+                          f"(pass ./{text} to load the folder)", stacklevel=3)
         return resolve_entry(entry), entry
     if REPO_ID.match(text) and not path.exists():
         folder = cached_snapshot(text) or download(text)

@@ -128,3 +128,44 @@ def test_published_chemgpt_layout_loads_unchanged_from_the_hub_cache(hub_env, pu
     assert len(result.selfies) == 4 and all(s and "##" not in s for s in result.selfies)  # random weights: any tokens
     config = json.loads((published_layout / "config.json").read_text())
     assert config["bos_token_id"] == 50256  # loading did not rewrite the user's files
+
+
+def test_corrupt_or_truncated_local_weights_are_refused_naming_the_file(tmp_path):
+    from ase.build import molecule
+
+    # the case: a copy of a registered potential with 4 KiB flipped gave -2.3e31 eV for ethanol
+    copy = tmp_path / "copy"
+    shutil.copytree(get_entry("painn-xtb-moses-53k").bundled_dir, copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4096] = bytes(b ^ 0xFF for b in data[middle:middle + 4096])
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=r"copy/model.safetensors differs from the registered painn-xtb-moses-53k's"):
+        chemzoo.calculator(copy)
+    for name in ("painn-xtb-moses-53k", "chemgpt-2.7m-moses"):  # unregistered folders: the weights themselves
+        folder = tmp_path / name
+        shutil.copytree(get_entry(name).bundled_dir, folder)
+        meta = json.loads((folder / "chemzoo.json").read_text())
+        (folder / "chemzoo.json").write_text(json.dumps({**meta, "name": f"my-{name}"}))
+        weights = folder / "model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-4096:] = b"\xff" * 4096  # NaNs in the last tensor
+        weights.write_bytes(bytes(data))
+        with pytest.raises(ChecksumError, match=r"weight .* holds NaN, infinite or absurd \(> 1e\+06\) values"):
+            chemzoo.load(folder)
+        weights.write_bytes(bytes(data[: len(data) // 2]))
+        with pytest.raises(ChecksumError, match=r"cannot read the weights in .*model.safetensors \(.*\): the file is truncated"):
+            chemzoo.load(folder)
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = chemzoo.calculator(get_entry("painn-xtb-moses-53k").bundled_dir)
+    assert -400 < atoms.get_potential_energy() < -250  # the intact model: about xTB's -310 eV
+
+
+def test_a_folder_named_like_a_registered_model_does_not_shadow_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(get_entry("painn-xtb-moses-53k").bundled_dir, tmp_path / "painn-xtb-moses-53k")
+    with pytest.warns(UserWarning, match="a folder named painn-xtb-moses-53k is in the working directory; the registered"):
+        calc = chemzoo.calculator("painn-xtb-moses-53k")
+    assert calc.model_name == "painn-xtb-moses-53k"
+    local = chemzoo.calculator("./painn-xtb-moses-53k")  # explicit path: the folder
+    assert local.model_name == "painn-xtb-moses-53k" and local is not calc

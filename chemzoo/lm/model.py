@@ -56,8 +56,13 @@ def load_chemgpt(path: str | Path, device: str = "cpu") -> ChemGPT:
     The published configs carry GPT-Neo's bos/eos id 50256, outside the 669-entry vocabulary; the
     tokenizer's [CLS]/[SEP] are the real start and end, so those are set on the loaded config.
     """
+    from chemzoo.hub import check_finite_weights, read_safetensors
+
     path = Path(path)
+    for weights in sorted(path.glob("*.safetensors")):
+        read_safetensors(weights, header_only=True)  # a truncated file: one line naming it
     model = GPTNeoForCausalLM.from_pretrained(path, use_safetensors=True)
+    check_finite_weights(model.named_parameters(), path)
     model.config.bos_token_id, model.config.eos_token_id, model.config.pad_token_id = CLS_ID, SEP_ID, PAD_ID
     model.generation_config.bos_token_id, model.generation_config.eos_token_id = CLS_ID, SEP_ID
     model.generation_config.pad_token_id = PAD_ID

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from ase.data import chemical_symbols
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from chemzoo.errors import ChemzooError
@@ -135,6 +135,10 @@ class Potential(nn.Module):
             raise ChemzooError(f"this potential cannot run in {dtype}; it supports {', '.join(config.dtypes)}")
         if dtype == "float64" and str(device).startswith("mps"):
             raise ChemzooError("float64 is not supported on Apple MPS devices; use dtype='float32' or device='cpu'")
+        from chemzoo.hub import check_finite_weights, read_safetensors
+
+        state = read_safetensors(path / "model.safetensors")
+        check_finite_weights(state.items(), path / "model.safetensors")
         model = cls(config)
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        model.load_state_dict(state)
         return model.to(device=device, dtype=DTYPES[dtype]).eval()
