@@ -237,3 +237,18 @@ def test_tse_refuses_runs_it_cannot_rank(tmp_path):
     one_line_error(invoke("tse", tmp_path / "nowhere", full), "no such run folder")
     diverged = write_run(tmp_path / "nan", [1.0, float("nan")] + [1.0] * 98, 10, 10)
     one_line_error(invoke("tse", diverged, full), "training loss at step 1 is nan")
+
+
+def test_the_committed_chemgpt_ladder_table_fits_and_plots(tmp_path):
+    """The committed ladder rows (training/results/chemgpt.csv) re-render through `chemzoo scaling plot`."""
+    from pathlib import Path
+
+    table = Path(__file__).resolve().parent.parent / "training" / "results" / "chemgpt.csv"
+    out = tmp_path / "sizes.png"
+    result = invoke("plot", table, "--x", "non_embedding_params", "--group", "n_train", "--bootstrap", 50, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fits = json.loads(invoke("fit", table, "--x", "non_embedding_params", "--group", "n_train", "--json",
+                             "--bootstrap", 50).output)["groups"]
+    for group in fits.values():  # larger models reach a lower validation loss at every data size
+        assert 0.02 < group["alpha"] < 0.5
