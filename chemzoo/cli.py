@@ -296,6 +296,7 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
                     continued_from_momenta=continued, output=str(output),
                     chemzoo=chemzoo.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_atomically(settings_path, json.dumps(settings, indent=2) + "\n")
+    plot_path.unlink(missing_ok=True)  # never a previous run's plot beside this run's trajectory
     if continued:
         click.echo(f"continuing from the momenta in {structure}", err=True)
     result = run_md(atoms, ensemble, temperature, timestep, steps, output, log_every, friction, seed,
@@ -309,6 +310,8 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
                f"total-energy change {1000 * drift:+.2f} meV/atom", err=True)
     for change in result.bond_changes:
         click.echo(f"Warning: {change}", err=True)
+    if result.interrupted:
+        raise click.ClickException(f"{result.reason}; the trajectory, log and plot up to then are saved")
     if result.reacted:
         raise click.ClickException(f"the bond graph changed: {result.reason}; frames up to then are saved. If the "
                                    "potential is trusted for reactions, rerun with --allow-reactions; otherwise try "

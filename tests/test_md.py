@@ -225,3 +225,24 @@ def test_md_with_a_committee_logs_the_force_spread_and_stops_when_it_is_too_larg
     one_line_error(stopped, "the potentials disagree: committee force spread")
     usage = run("--max-spread", 1, "--smiles", "CCO", "-o", tmp_path / "u.extxyz")
     assert usage.exit_code == 2 and "--max-spread needs --committee" in usage.output
+
+
+def test_an_interrupted_run_keeps_its_frames_log_and_plot(model_dir, tmp_path, monkeypatch):
+    import chemzoo.potentials.md as md
+
+    calls = {"n": 0}
+    real = md.write
+
+    def interrupt_on_the_fourth_frame(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(md, "write", interrupt_on_the_fourth_frame)
+    out = tmp_path / "i.extxyz"
+    (tmp_path / "i.png").write_bytes(b"an old plot")
+    result = run("-m", model_dir, "--smiles", "CCO", "--steps", 100, "--log-every", 5, "-o", out)
+    one_line_error(result, "interrupted at 7.5 fs; the trajectory, log and plot up to then are saved")
+    assert len(read(out, index=":")) == 3 == len(list(csv.DictReader(open(tmp_path / "i.csv"))))
+    assert (tmp_path / "i.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # this run's plot, not the old file

@@ -66,6 +66,7 @@ class MDResult:
     reason: str | None = None  # why a run that blew up (or reacted) was stopped
     reacted: bool = False  # the bond graph changed (``reason`` says which bond, when)
     uncertain: bool = False  # a committee's force spread passed ``max_spread``
+    interrupted: bool = False  # Ctrl-C: what was written up to then is kept
     bond_changes: list[str] = field(default_factory=list)  # every change seen with allow_reactions
 
 
@@ -107,7 +108,7 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
     watch = BondWatch(atoms) if watch_bonds else None
     trajectory.unlink(missing_ok=True)
     log: list[dict] = []
-    state = {"blew_up": False, "reacted": False, "uncertain": False, "reason": None, "changes": []}
+    state = {"blew_up": False, "reacted": False, "uncertain": False, "interrupted": False, "reason": None, "changes": []}
     committee = hasattr(atoms.calc, "members")
     log_file = open(log_path, "w", newline="") if log_path else None
     log_writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS + [SPREAD_COLUMN] * committee) if log_file else None
@@ -151,11 +152,11 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
                    temperature_K=atoms.get_temperature())
         if committee:
             row[SPREAD_COLUMN] = atoms.calc.results["max_force_spread"]
+        write(trajectory, atoms, format="extxyz", append=True)  # the frame first: no log row without its frame
         log.append(row)
         if log_writer:
             log_writer.writerow(row)
             log_file.flush()
-        write(trajectory, atoms, format="extxyz", append=True)
 
     def advance(dyn, total, bar, on_block):
         while dyn.nsteps < total:
@@ -180,11 +181,14 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
         except ChemzooError as e:  # e.g. atoms collapsing onto each other mid-run: a blow-up, frames kept
             t_fs = (dyn.nsteps * timestep) if dyn is not None else 0.0
             state["blew_up"], state["reason"] = True, f"at {t_fs:g} fs: {e}"
+        except KeyboardInterrupt:
+            t_fs = (dyn.nsteps * timestep) if dyn is not None else 0.0
+            state["interrupted"], state["reason"] = True, f"interrupted at {t_fs:g} fs"
     finally:
         if log_file:
             log_file.close()
     return MDResult(log, len(log), state["blew_up"], state["reason"], reacted=state["reacted"],
-                    uncertain=state["uncertain"], bond_changes=state["changes"])
+                    uncertain=state["uncertain"], bond_changes=state["changes"], interrupted=state["interrupted"])
 
 
 def write_log(path: Path, log: list[dict]) -> None:
