@@ -32,14 +32,30 @@ def load(name_or_path: str | os.PathLike | None = None, device: str = "cpu"):
 
     from chemzoo.potentials.model import MODEL_TYPE, Potential
 
+    check_device(device)
     folder, entry = resolve(name_or_path or default_model("chemgpt").name)
-    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
+    if not (folder / "config.json").is_file():
+        raise ChemzooError(f"{folder} has no config.json: not a model folder (a chemzoo or Hugging Face checkpoint "
+                           "holds config.json and model.safetensors)")
+    config = json.loads((folder / "config.json").read_text())
     family = entry.family if entry else {"gpt_neo": "chemgpt", MODEL_TYPE: "potential"}.get(config.get("model_type"))
     if family == "chemgpt":
         return load_chemgpt(folder, device=device)
     if family == "potential":
         return Potential.from_pretrained(folder, device=device)
     raise ChemzooError(f"{folder} holds no model chemzoo can load (config.json model_type {config.get('model_type')!r})")
+
+
+def check_device(device) -> None:
+    """A one-line error for a device this machine does not have (e.g. "cuda" without a GPU)."""
+    import torch
+
+    kind = str(device).split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ChemzooError(f"device {device!r} asked for, but torch sees no CUDA GPU here (torch {torch.__version__}); "
+                           "use device='cpu'")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ChemzooError(f"device {device!r} asked for, but MPS is not available here; use device='cpu'")
 
 
 def calculator(name_or_path: str | os.PathLike | None = None, device: str = "cpu", dtype: str = "float32", **kwargs):
@@ -52,6 +68,7 @@ def calculator(name_or_path: str | os.PathLike | None = None, device: str = "cpu
     """
     from chemzoo.potentials.calculator import calculator as _calculator
 
+    check_device(device)
     if isinstance(name_or_path, (list, tuple)):
         from chemzoo.potentials.committee import CommitteeCalculator
 
@@ -62,7 +79,13 @@ def calculator(name_or_path: str | os.PathLike | None = None, device: str = "cpu
 def _chemgpt(model):
     from chemzoo.lm.model import ChemGPT
 
-    return model if isinstance(model, ChemGPT) else load(model)
+    if isinstance(model, ChemGPT):
+        return model
+    loaded = load(model)
+    if not isinstance(loaded, ChemGPT):
+        raise ChemzooError(f"{model} is a {type(loaded).__name__}, not a ChemGPT; sample() and score() need a language "
+                           "model (chemzoo.list_models('chemgpt'))")
+    return loaded
 
 
 def sample(model=None, n: int = 100, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -26,6 +27,16 @@ def human(n: float) -> str:
         if abs(n) >= size:
             return f"{n / size:.3g}{unit}"
     return str(int(n))
+
+
+class Finite(click.FloatRange):
+    """A float range that also refuses NaN and infinity (click's FloatRange lets NaN through)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class ChemzooGroup(click.Group):
@@ -46,7 +57,9 @@ class ChemzooGroup(click.Group):
         except Exception as exc:
             if os.environ.get("CHEMZOO_DEBUG"):
                 raise
-            raise click.ClickException(f"unexpected {type(exc).__name__}: {exc} (set CHEMZOO_DEBUG=1 for the traceback)") from None
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise click.ClickException(f"unexpected {type(exc).__name__}: {first} (set CHEMZOO_DEBUG=1 for the "
+                                       "traceback)") from None
 
 
 def check_writable(path: Path) -> None:
@@ -85,6 +98,18 @@ def write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def load_chemgpt_or_explain(name):
+    """A ChemGPT by name or folder; a one-line error when the name is another family's model."""
+    import chemzoo
+    from chemzoo.lm.model import ChemGPT
+
+    model = chemzoo.load(name)
+    if not isinstance(model, ChemGPT):
+        raise ChemzooError(f"{name} is a potential, not a language model; sample and score need a ChemGPT "
+                           "(`chemzoo models --family chemgpt` lists them)")
+    return model
 
 
 def _model_option(f):
@@ -139,9 +164,9 @@ def models_info(name):
 @main.command()
 @_model_option
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), default=100, show_default=True, help="Molecules to sample.")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True, max=1e6), default=1.0, show_default=True)
+@click.option("--temperature", type=Finite(min=0, min_open=True, max=1e6), default=1.0, show_default=True)
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Keep the k most likely tokens.")
-@click.option("--top-p", type=click.FloatRange(min=0, min_open=True, max=1), default=None, help="Nucleus sampling mass.")
+@click.option("--top-p", type=Finite(min=0, min_open=True, max=1), default=None, help="Nucleus sampling mass.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same molecules.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Most tokens per molecule [default: the model's].")
@@ -156,7 +181,7 @@ def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_lengt
         raise click.BadParameter("use a .smi, .txt or .csv file name", param_hint="-o/--output")
     for path in (output, output.with_name(output.name + ".json")):
         check_writable(path)
-    gpt = chemzoo.load(model_name)
+    gpt = load_chemgpt_or_explain(model_name)
     result = chemzoo.sample(gpt, n, temperature, top_k, top_p, seed, batch_size, max_length, progress=True)
     valid = [s for s in result.smiles if s is not None]
     novel = ~gpt.in_training_set(valid) if gpt.training_hashes is not None else None
@@ -178,7 +203,9 @@ def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_lengt
     unique = metrics.uniqueness(result.smiles)
     parts = [f"{n} sampled", f"valid {metrics.validity(result.smiles):.1%}", f"unique {unique:.1%}"]
     if novel is not None:
-        parts.append(f"novel {metrics.novelty(result.smiles, gpt.in_training_set):.1%} vs its {gpt.metadata.get('n_train', '?'):,} training molecules")
+        n_train = gpt.metadata.get("n_train")
+        of = f"its {n_train:,}" if isinstance(n_train, int) else "its"
+        parts.append(f"novel {metrics.novelty(result.smiles, gpt.in_training_set):.1%} vs {of} training molecules")
     parts.append(f"{result.seconds:.1f} s ({n / result.seconds:.0f} molecules/s)")
     click.echo(", ".join(parts) + f" -> {output}", err=True)
 
@@ -204,7 +231,7 @@ def score(model_name, smiles_file, output, batch_size):
     lines = read_smiles_column(smiles_file)
     if not lines:
         raise click.ClickException(f"{smiles_file} holds no SMILES")
-    gpt = chemzoo.load(model_name)
+    gpt = load_chemgpt_or_explain(model_name)
     scores = chemzoo.score(gpt, [s for _, s in lines], batch_size, progress=len(lines) > 2000)
     bad = [(number, row) for (number, _), row in zip(lines, scores) if row.error]
     for number, row in bad[:10]:
@@ -235,14 +262,15 @@ def score(model_name, smiles_file, output, batch_size):
               help="Any file ASE reads (xyz, extxyz, cif, pdb, ...); its last frame is used.")
 @click.option("--smiles", default=None, help="Build the molecule from SMILES (RDKit ETKDG + MMFF94).")
 @click.option("--ensemble", type=click.Choice(["nve", "langevin"]), default="langevin", show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0), default=300.0, show_default=True, help="K")
-@click.option("--timestep", type=click.FloatRange(min=0, min_open=True, max=10), default=0.5, show_default=True, help="fs")
+@click.option("--temperature", type=Finite(min=0, max=1e5), default=300.0, show_default=True, help="K")
+@click.option("--timestep", type=Finite(min=0, min_open=True, max=10), default=0.5, show_default=True, help="fs")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--friction", type=click.FloatRange(min=0), default=0.01, show_default=True, help="Langevin friction, 1/fs")
+@click.option("--friction", type=Finite(min=0), default=0.01, show_default=True, help="Langevin friction, 1/fs")
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between frames/log rows.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Velocities, Langevin noise and the SMILES embedding.")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
+              help="Velocities, Langevin noise and the SMILES embedding.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
-@click.option("--equilibrate", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="PS",
+@click.option("--equilibrate", type=Finite(min=0), default=0.0, show_default=True, metavar="PS",
               help="Langevin at --temperature for this long (ps) first; the output starts after it.")
 @click.option("--allow-reactions", is_flag=True, help="Go on when a covalent bond forms or breaks (logged) instead of "
               "stopping with an error.")

@@ -168,6 +168,13 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelEntry | None]:
                           f"(pass ./{text} to load the folder)", stacklevel=3)
         return resolve_entry(entry), entry
     if REPO_ID.match(text) and not path.exists():
-        folder = cached_snapshot(text) or download(text)
+        try:
+            folder = cached_snapshot(text) or download(text)
+        except OfflineError as exc:
+            first = text.split("/")[0]
+            if Path(first).is_dir():  # "runs/pain" for "runs/painn": say so, not only that the hub is out of reach
+                raise OfflineError(f"no folder {text} here ({first}/ exists: a mistyped path?), and as a hub id: "
+                                   f"{exc}") from None
+            raise
         return _check_weights(folder, text), None
     raise unknown_model(text)

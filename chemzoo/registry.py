@@ -85,7 +85,9 @@ def get_entry(name: str) -> ModelEntry | None:
     return lower.get(name.lower())
 
 
-def unknown_model(name: str) -> UnknownModelError:
+def unknown_model(name: str, reason: str | None = None) -> UnknownModelError:
+    if reason:
+        return UnknownModelError(f"unknown model {name!r}: {reason}")
     hint = close_matches(name)
     did_you_mean = f"; did you mean {', '.join(hint)}?" if hint else ""
     return UnknownModelError(

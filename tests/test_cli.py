@@ -152,8 +152,8 @@ def test_score_refuses_a_bare_string_and_a_zero_batch():
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--temperature", "nan"], "temperature must be a positive number, got nan"),
-    (["--top-p", "nan"], "top-p must be in (0, 1], got nan"),
+    (["--temperature", "nan"], "'nan' is not a finite number"),
+    (["--top-p", "nan"], "'nan' is not a finite number"),
     (["--seed", "12345678901234567890123"], "seed must be in [0, 2^63)"),
 ])
 def test_nan_and_huge_settings_are_one_line_errors_not_unexpected(run, tmp_path, args, fragment):
@@ -189,3 +189,23 @@ def test_replacing_an_output_says_so_and_a_directory_companion_is_refused_before
     (tmp_path / "y.smi.json").mkdir()
     one_line_error(run("sample", "-n", "2", "-o", str(tmp_path / "y.smi")), "y.smi.json is a directory")
     assert not (tmp_path / "y.smi").exists() and not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_potential_given_to_sample_or_score_is_named(run, tmp_path):
+    one_line_error(run("sample", "-m", "painn-xtb-moses-53k", "-n", "2", "-o", str(tmp_path / "x.smi")),
+                   "painn-xtb-moses-53k is a potential, not a language model")
+    smi = tmp_path / "a.smi"
+    smi.write_text("CCO\n")
+    one_line_error(run("score", "-m", "painn-xtb-moses-53k", str(smi)), "is a potential, not a language model")
+
+
+def test_unexpected_errors_print_one_line(run, tmp_path, monkeypatch):
+    import chemzoo
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("first line\nsecond line\nthird line")
+
+    monkeypatch.setattr(chemzoo, "load", boom)
+    result = run("sample", "-n", "2", "-o", str(tmp_path / "x.smi"))
+    one_line_error(result, "unexpected RuntimeError: first line (set CHEMZOO_DEBUG=1 for the traceback)")
+    assert "second line" not in result.output

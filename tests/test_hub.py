@@ -169,3 +169,26 @@ def test_a_folder_named_like_a_registered_model_does_not_shadow_it(tmp_path, mon
     assert calc.model_name == "painn-xtb-moses-53k"
     local = chemzoo.calculator("./painn-xtb-moses-53k")  # explicit path: the folder
     assert local.model_name == "painn-xtb-moses-53k" and local is not calc
+
+
+def test_folder_mistakes_and_a_missing_gpu_are_one_line_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(OfflineError, match=r"no folder runs/pain here \(runs/ exists: a mistyped path\?\), and as a hub"):
+        chemzoo.load("runs/pain")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(chemzoo.ChemzooError, match="empty has no .safetensors weights"):
+        chemzoo.load(tmp_path / "empty")
+    (tmp_path / "noconfig").mkdir()
+    shutil.copy(get_entry("painn-xtb-moses-53k").bundled_dir / "model.safetensors", tmp_path / "noconfig")
+    with pytest.raises(chemzoo.ChemzooError, match="noconfig has no config.json: not a model folder"):
+        chemzoo.load(tmp_path / "noconfig")
+    if not torch.cuda.is_available():
+        with pytest.raises(chemzoo.ChemzooError, match="device 'cuda' asked for, but torch sees no CUDA GPU"):
+            chemzoo.calculator(device="cuda")
+        with pytest.raises(chemzoo.ChemzooError, match="device 'cuda' asked for"):
+            chemzoo.load(device="cuda")
+    with pytest.raises(chemzoo.ChemzooError, match="painn-xtb-moses-53k is a Potential, not a ChemGPT"):
+        chemzoo.sample("painn-xtb-moses-53k", n=2)

@@ -246,3 +246,30 @@ def test_an_interrupted_run_keeps_its_frames_log_and_plot(model_dir, tmp_path, m
     one_line_error(result, "interrupted at 7.5 fs; the trajectory, log and plot up to then are saved")
     assert len(read(out, index=":")) == 3 == len(list(csv.DictReader(open(tmp_path / "i.csv"))))
     assert (tmp_path / "i.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # this run's plot, not the old file
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--temperature", "nan"], "'nan' is not a finite number"),
+    (["--timestep", "nan"], "'nan' is not a finite number"),
+    (["--seed", "99999999999"], "99999999999 is not in the range 0<=x<=2147483647"),
+])
+def test_md_refuses_nan_and_out_of_range_settings(model_dir, tmp_path, args, fragment):
+    result = run("-m", model_dir, "--smiles", "CCO", *args, "-o", tmp_path / "t.extxyz")
+    assert result.exit_code == 2 and fragment in result.output
+
+
+def test_a_multi_fragment_smiles_is_embedded_with_its_pieces_apart():
+    from chemzoo.potentials.md import FRAGMENT_GAP, atoms_from_smiles
+
+    from scipy.sparse.csgraph import connected_components
+
+    from chemzoo.potentials.bonds import bond_set
+
+    atoms = atoms_from_smiles("CCO.O")
+    bonds = np.array(sorted(bond_set(atoms)))
+    adjacency = np.zeros((len(atoms), len(atoms)))
+    adjacency[bonds[:, 0], bonds[:, 1]] = 1
+    n, label = connected_components(adjacency, directed=False)
+    assert n == 2 and sorted(np.bincount(label)) == [3, 9]  # water and ethanol, each bonded within itself
+    d = np.linalg.norm(atoms.positions[label == 0][:, None] - atoms.positions[label == 1][None], axis=-1)
+    assert d.min() >= FRAGMENT_GAP - 1e-6

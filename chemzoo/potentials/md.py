@@ -20,12 +20,14 @@ from tqdm.auto import tqdm
 from chemzoo.errors import ChemzooError, InvalidMoleculeError
 from chemzoo.potentials.bonds import BondWatch, bond_set
 
+FRAGMENT_GAP = 3.0  # Å between the pieces of a multi-fragment SMILES ("CCO.O")
 LOG_COLUMNS = ["time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature_K"]
 SPREAD_COLUMN = "max_force_spread_eV_per_A"  # logged when the calculator is a committee
 
 
 def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
-    """A 3D structure for a SMILES: hydrogens added, RDKit ETKDG embedding, MMFF94 relaxation (Å)."""
+    """A 3D structure for a SMILES: hydrogens added, RDKit ETKDG embedding, MMFF94 relaxation (Å); the
+    fragments of a dotted SMILES side by side, FRAGMENT_GAP apart."""
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
@@ -43,7 +45,18 @@ def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
         raise InvalidMoleculeError(f"RDKit cannot embed SMILES {smiles!r} in 3D; give a structure file instead")
     if AllChem.MMFFHasAllMoleculeParams(mol):
         AllChem.MMFFOptimizeMolecule(mol, maxIters=500)
-    return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=mol.GetConformer().GetPositions())
+    positions = mol.GetConformer().GetPositions()
+    fragments = Chem.GetMolFrags(mol)
+    if len(fragments) > 1:  # "CCO.O": ETKDG may embed the pieces on top of each other; set them FRAGMENT_GAP apart
+        edge = None
+        for atoms_of in fragments:
+            idx = list(atoms_of)
+            piece = positions[idx] - positions[idx].mean(0)
+            if edge is not None:
+                piece[:, 0] += edge - piece[:, 0].min() + FRAGMENT_GAP
+            positions[idx] = piece
+            edge = piece[:, 0].max()
+    return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=positions)
 
 
 def read_structure(path: Path) -> Atoms:
