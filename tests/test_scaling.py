@@ -249,6 +249,17 @@ def test_the_committed_chemgpt_ladder_table_fits_and_plots(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fits = json.loads(invoke("fit", table, "--x", "non_embedding_params", "--group", "n_train", "--json",
-                             "--bootstrap", 50).output)["groups"]
+                             "--bootstrap", 50).stdout)["groups"]  # stdout: a group too small is warned on stderr
     for group in fits.values():  # larger models reach a lower validation loss at every data size
         assert 0.02 < group["alpha"] < 0.5
+
+
+def test_a_group_too_small_to_fit_is_left_out_with_a_warning(tmp_path):
+    rows = [["c", f"m{k}", p, 1000, 5 * p**-0.2] for k, p in enumerate([1e3, 1e4, 1e5, 1e6])]
+    rows += [["c", "lonely", 1e3, 10_000, 1.0]]
+    table = write_table(tmp_path / "t.csv", rows)
+    result = invoke("fit", table, "--group", "n_train", "--bootstrap", 50)
+    assert result.exit_code == 0 and "1000: alpha = 0.2000" in result.output
+    assert "Warning: " in result.output and "n_train = 10000: column params has 1 distinct value(s)" in result.output
+    only_small = write_table(tmp_path / "s.csv", rows[-1:])
+    one_line_error(invoke("fit", only_small, "--group", "n_train"), "no group has 3 distinct params values")

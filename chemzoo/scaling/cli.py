@@ -32,18 +32,24 @@ def _fit_groups(table, x_col, y_col, group_col, form, n_boot, level, seed):
     from chemzoo.scaling.fits import fit
     from chemzoo.scaling.table import read_table
 
+    from chemzoo.scaling.table import ScalingDataError
+
     t = read_table(table)
     t.require(x_col, y_col)
-    out = {}
+    out, skipped = {}, []
     for name, rows in t.groups(group_col).items():
         where = f"{table}" + (f", {group_col} = {name}" if group_col else "")
         x, y = t.numbers(x_col, rows), t.numbers(y_col, rows)
         if len(np.unique(x)) < 3:
-            from chemzoo.scaling.table import ScalingDataError
-
-            raise ScalingDataError(f"{where}: column {x_col} has {len(np.unique(x))} distinct value(s); a power-law "
-                                   "fit needs at least 3")
+            problem = f"column {x_col} has {len(np.unique(x))} distinct value(s); a power-law fit needs at least 3"
+            if group_col is None:
+                raise ScalingDataError(f"{where}: {problem}")
+            skipped.append(f"{group_col} = {name}")
+            click.echo(f"Warning: {where}: {problem}; group left out", err=True)
+            continue
         out[name] = (x, y, fit(x, y, form, n_boot, level, seed, where=where))
+    if not out:
+        raise ScalingDataError(f"{table}: no group has 3 distinct {x_col} values ({', '.join(skipped)})")
     return out
 
 
