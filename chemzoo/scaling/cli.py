@@ -87,6 +87,8 @@ def plot_command(table, x_col, y_col, group_col, form, n_boot, level, seed, outp
     if output.suffix.lower() != ".png":
         raise click.BadParameter("use a .png file name", param_hint="-o/--output")
     fits = _fit_groups(table, x_col, y_col, group_col, form, n_boot, level, seed)
+    if group_col:
+        fits = {f"{group_col} = {name}": value for name, value in fits.items()}
     fig = scaling_figure(fits, x_col, y_col, title)
     fig.savefig(output, dpi=130)
     click.echo(f"plot -> {output}", err=True)
