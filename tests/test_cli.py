@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from chemzoo.cli import main
 from chemzoo.registry import default_model
 
+from .helpers import one_line_error
+
 
 @pytest.fixture
 def run():
@@ -16,15 +18,6 @@ def run():
         return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code != 0
-    lines = [line for line in result.output.strip().splitlines() if line.startswith("Error")]
-    assert len(lines) == 1, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("command", [[], ["models"], ["models", "info"], ["sample"], ["score"], ["md"], ["scaling"],

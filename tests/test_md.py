@@ -14,6 +14,7 @@ from chemzoo.cli import main
 from chemzoo.potentials.calculator import InvalidStructureError
 from chemzoo.potentials.md import run_md
 
+from .helpers import one_line_error
 from .test_potentials import make_potential
 
 
@@ -24,12 +25,6 @@ def model_dir(tmp_path_factory):
 
 def run(*args):
     return CliRunner().invoke(main, ["md", *[str(a) for a in args]], catch_exceptions=False)
-
-
-def one_line_error(result, fragment):
-    assert result.exit_code != 0 and "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1 and fragment in errors[0], result.output
 
 
 def test_nve_from_smiles_writes_trajectory_log_and_plot(model_dir, tmp_path):

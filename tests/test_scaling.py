@@ -13,6 +13,8 @@ from chemzoo.cli import main
 from chemzoo.scaling import ScalingDataError, compute_optimal, estimates, fit, rank_runs
 from chemzoo.scaling.tse import RunCurve
 
+from .helpers import one_line_error
+
 
 def power_law_runs(alpha, seed, n=12, a=5.0, noise=0.02):
     """n runs over 4 decades of x with 2 % log-normal noise on L = a x^-alpha."""
@@ -116,12 +118,6 @@ def table(tmp_path):
 
 def invoke(*args):
     return CliRunner().invoke(main, ["scaling", *[str(a) for a in args]], catch_exceptions=False)
-
-
-def one_line_error(result, fragment):
-    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1 and fragment in errors[0], result.output
 
 
 def test_fit_json_has_each_groups_exponent_and_ci(table):
