@@ -47,9 +47,15 @@ def _fit_groups(table, x_col, y_col, group_col, form, n_boot, level, seed):
             skipped.append(f"{group_col} = {name}")
             click.echo(f"Warning: {where}: {problem}; group left out", err=True)
             continue
-        out[name] = (x, y, fit(x, y, form, n_boot, level, seed, where=where))
+        try:
+            out[name] = (x, y, fit(x, y, form, n_boot, level, seed, where=where))
+        except ScalingDataError as exc:
+            if group_col is None:
+                raise
+            skipped.append(f"{group_col} = {name}")
+            click.echo(f"Warning: {exc}; group left out", err=True)
     if not out:
-        raise ScalingDataError(f"{table}: no group has 3 distinct {x_col} values ({', '.join(skipped)})")
+        raise ScalingDataError(f"{table}: no group could be fitted ({', '.join(skipped)}: see the warnings)")
     return out
 
 
