@@ -48,3 +48,13 @@ def test_a_potential_grid_writes_force_mae_rows_for_both_architectures(tmp_path)
         assert float(row["loss"]) == float(row["test_force_mae_meV_per_A"]) > 0  # meV/Å on the fixed test split
         assert int(row["params"]) - int(row["non_embedding_params"]) == 8 * int(row["preset"][1:].split("-")[0])
         assert int(row["n_train"]) == 64 and row["family"] == "potential"
+
+
+def test_runs_with_a_recorded_row_are_not_retrained_in_a_fresh_checkout(tmp_path):
+    results = tmp_path / "results"
+    first = ["--family", "chemgpt", "--grid", "test", "--runs", str(tmp_path / "runs"), "--results", str(results)]
+    assert CliRunner().invoke(main, first, catch_exceptions=False).exit_code == 0
+    fresh = ["--family", "chemgpt", "--grid", "test", "--runs", str(tmp_path / "elsewhere"), "--results", str(results)]
+    again = CliRunner().invoke(main, fresh, catch_exceptions=False)
+    assert again.exit_code == 0 and again.output.count("(finished: its row is recorded)") == 2
+    assert not (tmp_path / "elsewhere").exists()

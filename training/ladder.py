@@ -239,10 +239,9 @@ def register_sizes(runs: list[dict], runs_dir: Path, table: Path) -> list[str]:
     if table.exists():
         with open(table) as f:
             rows = {r["model"]: r for r in csv.DictReader(f)}
-    largest: dict[str, dict] = {}
-    for run in runs:
-        if run["name"] in rows and run["n_train"] >= largest.get(run["preset"], {}).get("n_train", 0):
-            largest[run["preset"]] = run
+    top = max(run["n_train"] for run in runs)  # only runs at the grid's largest data size are published
+    largest = {run["preset"]: run for run in runs if run["name"] in rows and run["n_train"] == top
+               and is_finished(runs_dir / run["family"] / run["name"])}
     names = []
     for preset, run in largest.items():
         row = rows[run["name"]]
@@ -298,17 +297,21 @@ def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_on
 
         runs = chemgpt_runs(grid, accelerator, devices)
     table = results_dir / f"{grid.table or family}.csv"
+    recorded = recorded_devices(table)  # runs with a committed row: finished, even in a fresh checkout
     for k, run in enumerate(runs, start=1):
         out = runs_dir / family / run["name"]
         done = is_finished(out)
-        click.echo(f"[{k}/{len(runs)}] {run['name']}: {run['epochs']} epochs" + (" (finished)" if done else ""), err=True)
-        if list_only or (records_only and not done):
+        on_record = not done and run["name"] in recorded
+        click.echo(f"[{k}/{len(runs)}] {run['name']}: {run['epochs']} epochs"
+                   + (" (finished)" if done else " (finished: its row is recorded)" if on_record else ""), err=True)
+        if list_only or on_record or (records_only and not done):
             continue
         if not done and train(run, out) is None:
             click.echo("interrupted; rerun the same command to resume", err=True)
             return
-        append_row(table, result_row(run, out, recorded_devices(table).get(run["name"]) if done else None))
+        append_row(table, result_row(run, out, recorded.get(run["name"]) if done else None))
         keep_records(out, results_dir / (grid.table or family) / run["name"])
+        recorded = recorded_devices(table)
     if register and family == "chemgpt":
         for name in register_sizes(runs, runs_dir, table):
             click.echo(f"registered and bundled {name}", err=True)
