@@ -62,8 +62,9 @@ class ChemzooGroup(click.Group):
                                        "traceback)") from None
 
 
-def check_writable(path: Path) -> None:
-    """Fail before the work starts, not after, when the output cannot be written."""
+def check_writable(path: Path, overwrite: bool = False) -> None:
+    """Fail before the work starts, not after, when the output cannot be written or would replace a file
+    without ``--overwrite``."""
     if path.is_dir():
         raise click.BadParameter(f"{path} is a directory; give a file name", param_hint="-o/--output")
     parent = path.parent if str(path.parent) else Path(".")
@@ -71,8 +72,8 @@ def check_writable(path: Path) -> None:
         raise click.BadParameter(f"folder {parent} does not exist", param_hint="-o/--output")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise click.BadParameter(f"cannot write {path}: permission denied", param_hint="-o/--output")
-    if path.exists():
-        click.echo(f"Warning: {path} exists and will be replaced", err=True)
+    if path.exists() and not overwrite:
+        raise click.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint="-o/--output")
 
 
 def read_smiles_column(path: Path) -> list[tuple[int, str]]:
@@ -110,6 +111,10 @@ def load_chemgpt_or_explain(name):
         raise ChemzooError(f"{name} is a potential, not a language model; sample and score need a ChemGPT "
                            "(`chemzoo models --family chemgpt` lists them)")
     return model
+
+
+def _overwrite_option(f):
+    return click.option("--overwrite", is_flag=True, help="Replace output files that exist (refused otherwise).")(f)
 
 
 def _model_option(f):
@@ -172,7 +177,8 @@ def models_info(name):
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Most tokens per molecule [default: the model's].")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="out.smi (one SMILES a line) or out.csv (smiles, selfies, valid, novel).")
-def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_length, output):
+@_overwrite_option
+def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_length, output, overwrite):
     """Sample molecules from a ChemGPT and write canonical SMILES."""
     import chemzoo
     from chemzoo.lm import metrics
@@ -180,7 +186,7 @@ def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_lengt
     if output.suffix.lower() not in {".smi", ".csv", ".txt"}:
         raise click.BadParameter("use a .smi, .txt or .csv file name", param_hint="-o/--output")
     for path in (output, output.with_name(output.name + ".json")):
-        check_writable(path)
+        check_writable(path, overwrite)
     gpt = load_chemgpt_or_explain(model_name)
     result = chemzoo.sample(gpt, n, temperature, top_k, top_p, seed, batch_size, max_length, progress=True)
     valid = [s for s in result.smiles if s is not None]
@@ -216,7 +222,8 @@ def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_lengt
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="CSV to write [default: stdout].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-def score(model_name, smiles_file, output, batch_size):
+@_overwrite_option
+def score(model_name, smiles_file, output, batch_size, overwrite):
     """Log-likelihood of each SMILES in a file (first column; a 'smiles' header is skipped).
 
     Writes: line, smiles, log_likelihood (nats), num_tokens, log_likelihood_per_token (nats/token).
@@ -224,10 +231,10 @@ def score(model_name, smiles_file, output, batch_size):
     """
     import chemzoo
 
-    if output is not None:
-        check_writable(output)
     if output is not None and output.resolve() == smiles_file.resolve():
         raise click.BadParameter(f"{output} is the input file; write the scores to another file", param_hint="-o/--output")
+    if output is not None:
+        check_writable(output, overwrite)
     lines = read_smiles_column(smiles_file)
     if not lines:
         raise click.ClickException(f"{smiles_file} holds no SMILES")
@@ -281,8 +288,9 @@ def score(model_name, smiles_file, output, batch_size):
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Trajectory (.extxyz); the log goes to <output>.csv, the plot to <output>.png, the settings to "
                    "<output>.json.")
+@_overwrite_option
 def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, friction, log_every, seed, dtype,
-       equilibrate, allow_reactions, committee, max_spread, output):
+       equilibrate, allow_reactions, committee, max_spread, output, overwrite):
     """Molecular dynamics with a neural-network potential (ASE): trajectory, CSV log and energy plot.
 
     Velocities start from a Maxwell-Boltzmann distribution at --temperature; in NVE equipartition
@@ -305,7 +313,7 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
     log_path, plot_path, settings_path = (output.with_suffix(".csv"), output.with_suffix(".png"),
                                           output.with_name(output.name + ".json"))
     for path in (output, log_path, plot_path, settings_path):
-        check_writable(path)
+        check_writable(path, overwrite)
     atoms = read_structure(structure) if structure else atoms_from_smiles(smiles, seed)
     if committee is not None and model_name is not None:
         raise click.UsageError("give either -m NAME or --committee NAME,NAME,...")

@@ -164,7 +164,7 @@ def test_score_reads_samples_own_csv_a_bom_and_refuses_binary_and_its_own_input(
     assert [r["smiles"] for r in csv.DictReader(open(out))] == wanted
     bom = tmp_path / "bom.smi"
     bom.write_bytes("\ufeffCCO\nc1ccccc1\n".encode("utf-8"))
-    assert run("score", str(bom), "-o", str(out)).exit_code == 0
+    assert run("score", str(bom), "-o", str(out), "--overwrite").exit_code == 0
     assert [r["smiles"] for r in csv.DictReader(open(out))] == ["CCO", "c1ccccc1"]
     utf16 = tmp_path / "u16.smi"
     utf16.write_bytes("CCO\n".encode("utf-16"))
@@ -174,11 +174,12 @@ def test_score_reads_samples_own_csv_a_bom_and_refuses_binary_and_its_own_input(
     assert bom.read_bytes() == before
 
 
-def test_replacing_an_output_says_so_and_a_directory_companion_is_refused_before_sampling(run, tmp_path):
+def test_replacing_an_output_needs_overwrite_and_a_directory_companion_is_refused_before_sampling(run, tmp_path):
     out = tmp_path / "x.smi"
     out.write_text("old\n")
-    result = run("sample", "-n", "2", "-o", str(out))
-    assert result.exit_code == 0 and f"Warning: {out} exists and will be replaced" in result.output
+    one_line_error(run("sample", "-n", "2", "-o", str(out)), f"{out} exists; pass --overwrite to replace it")
+    assert out.read_text() == "old\n"
+    assert run("sample", "-n", "2", "-o", str(out), "--overwrite").exit_code == 0 and out.read_text() != "old\n"
     (tmp_path / "y.smi.json").mkdir()
     one_line_error(run("sample", "-n", "2", "-o", str(tmp_path / "y.smi")), "y.smi.json is a directory")
     assert not (tmp_path / "y.smi").exists() and not list(tmp_path.glob(".*tmp"))

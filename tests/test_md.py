@@ -237,7 +237,7 @@ def test_an_interrupted_run_keeps_its_frames_log_and_plot(model_dir, tmp_path, m
     monkeypatch.setattr(md, "write", interrupt_on_the_fourth_frame)
     out = tmp_path / "i.extxyz"
     (tmp_path / "i.png").write_bytes(b"an old plot")
-    result = run("-m", model_dir, "--smiles", "CCO", "--steps", 100, "--log-every", 5, "-o", out)
+    result = run("-m", model_dir, "--smiles", "CCO", "--steps", 100, "--log-every", 5, "-o", out, "--overwrite")
     one_line_error(result, "interrupted at 7.5 fs; the trajectory, log and plot up to then are saved")
     assert len(read(out, index=":")) == 3 == len(list(csv.DictReader(open(tmp_path / "i.csv"))))
     assert (tmp_path / "i.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # this run's plot, not the old file
