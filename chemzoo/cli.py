@@ -301,10 +301,14 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
     """
     import chemzoo
     from chemzoo.potentials.calculator import check_structure
-    from chemzoo.potentials.md import (atoms_from_smiles, has_momenta, plot_energies, read_structure, run_md)
+    from chemzoo.potentials.md import atoms_from_smiles, has_momenta, plot_energies, read_structure, run_md
 
     if (structure is None) == (smiles is None):
         raise click.UsageError("give exactly one of --structure FILE or --smiles SMILES")
+    if committee is not None and model_name is not None:
+        raise click.UsageError("give either -m NAME or --committee NAME,NAME,...")
+    if max_spread is not None and committee is None:
+        raise click.UsageError("--max-spread needs --committee")
     if output.suffix.lower() not in {".extxyz", ".xyz"}:
         raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
     if structure is not None and output.resolve() == structure.resolve():
@@ -315,10 +319,6 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
     for path in (output, log_path, plot_path, settings_path):
         check_writable(path, overwrite)
     atoms = read_structure(structure) if structure else atoms_from_smiles(smiles, seed)
-    if committee is not None and model_name is not None:
-        raise click.UsageError("give either -m NAME or --committee NAME,NAME,...")
-    if max_spread is not None and committee is None:
-        raise click.UsageError("--max-spread needs --committee")
     members = [m.strip() for m in committee.split(",") if m.strip()] if committee is not None else None
     calc = chemzoo.calculator(members or model_name, dtype=dtype)
     check_structure(atoms, calc.elements, calc.min_distance)

@@ -62,7 +62,6 @@ class BondWatch:
 
     def __init__(self, atoms):
         self.bonds = bond_set(atoms)
-        self.numbers = atoms.numbers.copy()
 
     def check(self, atoms) -> BondChange | None:
         """The most severe change against the start (None if the bond graph is the same)."""

@@ -52,6 +52,17 @@ def check_clashes(atoms, min_distance: float, neighbours=None) -> None:
             f"closer than {min_distance} Å; fix the structure (or lower min_distance)")
 
 
+def closest_contact_table(closest: dict[str, float] | None) -> np.ndarray | None:
+    """The training minima ("C-H" -> Å) as a (119, 119) table by atomic numbers, 0 where unknown."""
+    if not closest:
+        return None
+    table = np.zeros((119, 119))
+    for pair, value in closest.items():
+        a, b = (chemical_symbols.index(x) for x in pair.split("-"))
+        table[a, b] = table[b, a] = value
+    return table
+
+
 class ChemzooCalculator(Calculator):
     """ASE calculator for a chemzoo ``Potential``: energy, free_energy, forces; stress for periodic cells.
 
@@ -73,6 +84,7 @@ class ChemzooCalculator(Calculator):
         self.model_name = "potential"  # the registered name or folder, set by ``calculator()``
         self.elements = list(potential.config.elements)  # atomic numbers it was trained on
         self.warned_contact = False  # the closer-than-training warning is given once per calculator
+        self.closest = closest_contact_table(potential.config.min_distances)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -85,7 +97,7 @@ class ChemzooCalculator(Calculator):
         # one neighbour list serves the clash check and the graph
         neighbours = neighbour_pairs(atoms.positions, max(config.cutoff, self.min_distance), atoms.cell.array, atoms.pbc)
         check_clashes(atoms, self.min_distance, neighbours)
-        if config.min_distances and not self.warned_contact:
+        if self.closest is not None and not self.warned_contact:
             self.warn_closer_than_training(atoms, neighbours, config.min_distances)
         graph = build_graph(atoms.numbers, atoms.positions, config.cutoff, atoms.cell.array, atoms.pbc, dtype=self.dtype,
                             neighbours=neighbours if config.cutoff >= self.min_distance else None).to(self.device)
@@ -101,13 +113,8 @@ class ChemzooCalculator(Calculator):
         (i, j), shifts = neighbours
         if not len(i):
             return
-        if not hasattr(self, "_closest"):  # (119, 119) table of the training minima, 0 where unknown
-            self._closest = np.zeros((119, 119))
-            for pair, value in closest.items():
-                a, b = (chemical_symbols.index(x) for x in pair.split("-"))
-                self._closest[a, b] = self._closest[b, a] = value
         d = np.linalg.norm(atoms.positions[j] - atoms.positions[i] + shifts @ atoms.cell.array, axis=1)
-        below = np.flatnonzero(d < self._closest[atoms.numbers[i], atoms.numbers[j]])
+        below = np.flatnonzero(d < self.closest[atoms.numbers[i], atoms.numbers[j]])
         if len(below):
             k = below[np.argmin(d[below])]
             a, b = int(i[k]), int(j[k])

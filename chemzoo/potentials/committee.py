@@ -31,8 +31,7 @@ class CommitteeCalculator(Calculator):
         self.members = members
         self.model_name = "committee(" + ", ".join(m.model_name for m in members) + ")"
         self.min_distance = max(m.min_distance for m in members)
-        shared = set.intersection(*(set(m.potential.config.elements) for m in members))
-        self.elements = sorted(shared)
+        self.elements = sorted(set.intersection(*(set(m.elements) for m in members)))
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

@@ -204,23 +204,15 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
                     uncertain=state["uncertain"], bond_changes=state["changes"], interrupted=state["interrupted"])
 
 
-def write_log(path: Path, log: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        w.writeheader()
-        w.writerows(log)
-
-
 def plot_energies(path: Path, log: list[dict], n_atoms: int, title: str) -> None:
     """PNG against time (fs): potential and kinetic energy (eV, each from its start), the total-energy
-    drift (meV/atom) and the temperature (K)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    drift (meV/atom) and the temperature (K). A matplotlib ``Figure`` without pyplot: no backend or
+    other process-wide state is touched."""
+    from matplotlib.figure import Figure
 
     t = [r["time_fs"] for r in log]
-    fig, (ax, ax_drift, ax_t) = plt.subplots(3, 1, figsize=(7, 7), sharex=True, height_ratios=[2, 1, 1])
+    fig = Figure(figsize=(7, 7), layout="tight")
+    ax, ax_drift, ax_t = fig.subplots(3, 1, sharex=True, height_ratios=[2, 1, 1])
     for key, label in (("potential_eV", "potential"), ("kinetic_eV", "kinetic")):
         ax.plot(t, [r[key] - log[0][key] for r in log], label=label)
     ax.set_ylabel("E − E(0) (eV)")
@@ -231,6 +223,4 @@ def plot_energies(path: Path, log: list[dict], n_atoms: int, title: str) -> None
     ax_t.plot(t, [r["temperature_K"] for r in log], color="tab:red")
     ax_t.set_ylabel("temperature (K)")
     ax_t.set_xlabel("time (fs)")
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

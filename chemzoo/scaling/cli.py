@@ -40,15 +40,8 @@ def _fit_groups(table, x_col, y_col, group_col, form, n_boot, level, seed):
     for name, rows in t.groups(group_col).items():
         where = f"{table}" + (f", {group_col} = {name}" if group_col else "")
         x, y = t.numbers(x_col, rows), t.numbers(y_col, rows)
-        if len(np.unique(x)) < 3:
-            problem = f"column {x_col} has {len(np.unique(x))} distinct value(s); a power-law fit needs at least 3"
-            if group_col is None:
-                raise ScalingDataError(f"{where}: {problem}")
-            skipped.append(f"{group_col} = {name}")
-            click.echo(f"Warning: {where}: {problem}; group left out", err=True)
-            continue
         try:
-            out[name] = (x, y, fit(x, y, form, n_boot, level, seed, where=where))
+            out[name] = (x, y, fit(x, y, form, n_boot, level, seed, where=where, x_name=f"column {x_col}"))
         except ScalingDataError as exc:
             if group_col is None:
                 raise

@@ -135,10 +135,10 @@ class Fit:
 
 
 def fit(x, y, form: str = "power", n_boot: int = 1000, level: float = 0.95, seed: int = 0,
-        delta: float = DELTA, where: str = "data") -> Fit:
+        delta: float = DELTA, where: str = "data", x_name: str = "x") -> Fit:
     """Fit ``form`` to runs (x, y) - for the joint form x is (N, D) - with bootstrap CIs over runs.
 
-    ``where`` names the data in error messages. Needs positive, finite values and at least 3
+    ``where`` names the data and ``x_name`` the size variable in error messages. Needs positive, finite values and at least 3
     distinct x values (for the joint form, 3 distinct N and 3 distinct D, and 6 runs).
     """
     if form not in PARAMS:
@@ -153,7 +153,7 @@ def fit(x, y, form: str = "power", n_boot: int = 1000, level: float = 0.95, seed
         if len(y) < 6:
             raise ScalingDataError(f"{where}: {len(y)} runs; the joint fit has 5 parameters and needs at least 6")
     else:
-        _check(x, "x", where)
+        _check(x, x_name, where)
     _check(y, "y", where, distinct=False)
     best = _solve(form, x, y, _starts(form, x, y), delta)
     if best is None:

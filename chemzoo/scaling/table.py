@@ -80,10 +80,3 @@ def read_table(path: str | Path) -> Table:
     if not rows:
         raise ScalingDataError(f"{path} has a header but no rows")
     return Table(path, columns, rows)
-
-
-def check_distinct(x: np.ndarray, name: str, where: str, at_least: int = 3) -> None:
-    distinct = len(np.unique(x))
-    if distinct < at_least:
-        raise ScalingDataError(f"{where}: {name} has {distinct} distinct value(s); a power-law fit needs at least "
-                               f"{at_least}")

@@ -61,18 +61,14 @@ def closest_contacts(structures: Structures) -> dict[str, float]:
     """The shortest distance (Å) of every element pair ("C-H", symbols sorted) among the structures' edges."""
     from ase.data import chemical_symbols
 
-    best: dict[tuple[int, int], float] = {}
+    best = np.full(119 * 119, np.inf)  # by lo * 119 + hi of the two atomic numbers
     for graph, _, _ in structures.items:
         i, j = graph.edge_index
-        if not len(i):
-            continue
         d = (graph.positions[j] - graph.positions[i] + graph.shifts).norm(dim=1).numpy()
         zi, zj = graph.numbers[i].numpy(), graph.numbers[j].numpy()
-        lo, hi = np.minimum(zi, zj), np.maximum(zi, zj)
-        for a, b in set(zip(lo.tolist(), hi.tolist())):
-            k = (lo == a) & (hi == b)
-            best[(a, b)] = min(best.get((a, b), np.inf), float(d[k].min()))
-    return {"-".join(sorted((chemical_symbols[a], chemical_symbols[b]))): round(v, 4) for (a, b), v in sorted(best.items())}
+        np.minimum.at(best, np.minimum(zi, zj) * 119 + np.maximum(zi, zj), d)
+    return {"-".join(sorted((chemical_symbols[code // 119], chemical_symbols[code % 119]))): round(float(best[code]), 4)
+            for code in np.flatnonzero(np.isfinite(best))}
 
 
 class PotentialDataModule(ShardedDataModule):
