@@ -37,17 +37,28 @@ def test_a_grid_writes_one_row_per_run_and_skips_finished_runs(tmp_path):
     assert all(r["final_val_loss"] is not None for r in ranking.rows)
 
 
-def test_a_potential_grid_writes_force_mae_rows_for_both_architectures(tmp_path):
-    results = tmp_path / "results"
-    args = ["--family", "potential", "--grid", "test", "--runs", str(tmp_path / "runs"), "--results", str(results)]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(open(results / "potential.csv")))
+def test_a_potential_grid_writes_force_mae_rows_the_same_one_by_one_or_side_by_side(tmp_path):
+    """One force-MAE row per run for both architectures; --workers trains each run in its own process, and on
+    a CPU its rows match a sequential ladder's exactly."""
+    tables = {}
+    for workers in (1, 2):
+        results = tmp_path / f"results-{workers}"
+        args = ["--family", "potential", "--grid", "test", "--runs", str(tmp_path / f"runs-{workers}"),
+                "--results", str(results), "--workers", str(workers)]
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        tables[workers] = {r["model"]: r for r in csv.DictReader(open(results / "potential.csv"))}
+    assert tables[1].keys() == tables[2].keys() and len(tables[2]) == 4
+    rows = tables[1].values()
     assert sorted(r["architecture"] for r in rows) == ["painn", "painn", "schnet", "schnet"]
     for row in rows:
         assert float(row["loss"]) == float(row["test_force_mae_meV_per_A"]) > 0  # meV/Å on the fixed test split
         assert int(row["params"]) - int(row["non_embedding_params"]) == 8 * int(row["preset"][1:].split("-")[0])
         assert int(row["n_train"]) == 64 and row["family"] == "potential"
+    for name, row in tables[2].items():
+        assert (tmp_path / "runs-2" / "potential" / name / "ladder.log").exists()  # trained by a child process
+        for column in ("loss", "test_energy_mae_meV_per_atom", "train_loss", "steps", "params"):
+            assert row[column] == tables[1][name][column], (name, column)
 
 
 def test_runs_with_a_recorded_row_are_not_retrained_in_a_fresh_checkout(tmp_path):

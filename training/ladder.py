@@ -83,9 +83,11 @@ class PotentialGrid:
     data: str = "data/xtb-moses-12.5k"
     seed: int = 0
     table: str = ""
+    lrs: tuple[float, ...] = ()  # a hyperparameter sweep: every lr x batch size (instead of lr, batch_size)
+    batch_sizes: tuple[int, ...] = ()
 
-    def epochs(self, n_train: int) -> int:
-        return max(self.min_epochs, math.ceil(self.min_steps * self.batch_size / n_train))
+    def epochs(self, n_train: int, batch_size: int | None = None) -> int:
+        return max(self.min_epochs, math.ceil(self.min_steps * (batch_size or self.batch_size) / n_train))
 
 
 GRIDS = {
@@ -110,15 +112,24 @@ GRIDS = {
         # a GPU continues in size and data (the 25k-molecule build, 160k training structures)
         "gpu": PotentialGrid(("schnet", "painn", "nequip"), (32, 64, 128, 256), (1_000, 10_000, 30_000, 100_000, 160_000),
                              min_steps=20_000, data="data/xtb-moses-25k"),
+        # what one GPU does in minutes (several runs at once, --workers; training/potentials/ladder_gpu.sh): the
+        # CPU grid's sizes from 30,000 training structures of the first 5,000 molecules of the xTB build, with a
+        # fixed test subset of 3,000+ structures (375 held-out molecules), packed to travel
+        # (training.potentials.pack; README); batch 32, max(3 epochs, 1,500 steps)
+        "gpu-short": PotentialGrid(("schnet", "painn"), (16, 32, 64, 128), (1_000, 3_000, 10_000, 30_000), batch_size=32,
+                                   min_steps=1500, data="data/xtb-moses-5k-ladder"),
+        # training speed estimation: 4 learning rates x 2 batch sizes of one SchNet, 10 epochs of 4,000 structures
+        "tse": PotentialGrid(("schnet",), (32,), (4_000,), min_epochs=10, min_steps=0, lrs=(3e-4, 1e-3, 3e-3, 1e-2),
+                             batch_sizes=(16, 64), data="data/xtb-moses-5k-ladder", table="potential-tse"),
         "test": PotentialGrid(("schnet", "painn"), (4, 8), (64,), interactions=2, cutoff=4.0, min_epochs=1, min_steps=4,
                               data="tests/data/xtb-moses-200"),
     },
 }
 
 
-def run_name(family: str, preset: str, n_train: int, seed: int, lr: float | None = None, batch: int | None = None) -> str:
+def run_name(prefix: str, preset: str, n_train: int, seed: int, lr: float | None = None, batch: int | None = None) -> str:
     knobs = "" if lr is None else f"-lr{lr:g}-b{batch}"
-    return f"{family}-{preset}-n{n_train}{knobs}-s{seed}"
+    return f"{prefix}-{preset}-n{n_train}{knobs}-s{seed}"
 
 
 def chemgpt_runs(grid: Grid, accelerator: str, devices: int) -> list[dict]:
@@ -133,12 +144,13 @@ def chemgpt_runs(grid: Grid, accelerator: str, devices: int) -> list[dict]:
 
 def potential_runs(grid: PotentialGrid, accelerator: str, devices: int) -> list[dict]:
     """The run configs of a potential grid (the keys of ``training.potentials.train.train``), data-major."""
-    return [dict(family="potential", name=f"{arch}-f{features}-i{grid.interactions}-n{n}-s{grid.seed}", data=grid.data,
-                 architecture=arch, features=features, interactions=grid.interactions, lmax=grid.lmax,
-                 cutoff=grid.cutoff, n_train=n, epochs=grid.epochs(n), max_steps=-1, max_minutes=None,
-                 batch_size=grid.batch_size, lr=grid.lr, schedule=grid.schedule, seed=grid.seed,
+    sweep = list(itertools.product(grid.lrs, grid.batch_sizes)) if grid.lrs else [(None, None)]
+    return [dict(family="potential", name=run_name(arch, f"f{features}-i{grid.interactions}", n, grid.seed, lr, batch),
+                 data=grid.data, architecture=arch, features=features, interactions=grid.interactions, lmax=grid.lmax,
+                 cutoff=grid.cutoff, n_train=n, epochs=grid.epochs(n, batch), max_steps=-1, max_minutes=None,
+                 batch_size=batch or grid.batch_size, lr=lr or grid.lr, schedule=grid.schedule, seed=grid.seed,
                  accelerator=accelerator, devices=devices, ckpt_every=200, init=None)
-            for n in grid.n_train for arch in grid.architectures for features in grid.features]
+            for n in grid.n_train for arch in grid.architectures for features in grid.features for lr, batch in sweep]
 
 
 def non_embedding_params(checkpoint: Path) -> int:
@@ -219,33 +231,62 @@ def keep_records(out: Path, dest: Path) -> None:
         shutil.copy2(out / name, dest / name)
 
 
-def registry_name(params: int, n_train: int) -> str:
-    """chemgpt-<parameters>-moses-<molecules>, e.g. chemgpt-118k-moses-100k."""
-    def short(n: float) -> str:
-        for unit, size in (("b", 1e9), ("m", 1e6), ("k", 1e3)):
-            if n >= size:
-                return f"{n / size:.3g}{unit}"
-        return str(int(n))
+def short(n: float) -> str:
+    """1234567 -> 1.23m, 30000 -> 30k."""
+    for unit, size in (("b", 1e9), ("m", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(int(n))
 
-    return f"chemgpt-{short(params)}-moses-{short(n_train)}"
+
+def registry_name(params: int, n_train: int, architecture: str = "gpt_neo") -> str:
+    """chemgpt-<parameters>-moses-<molecules>, e.g. chemgpt-118k-moses-100k; potentials
+    <architecture>-<parameters>-xtb-moses-<structures>, e.g. painn-151k-xtb-moses-30k."""
+    if architecture == "gpt_neo":
+        return f"chemgpt-{short(params)}-moses-{short(n_train)}"
+    return f"{architecture}-{short(params)}-xtb-moses-{short(n_train)}"
+
+
+def size_key(run: dict) -> str:
+    """What makes a model size in a grid: the preset (ChemGPT), the architecture and width (potentials)."""
+    return run["preset"] if run["family"] == "chemgpt" else f"{run['architecture']}-f{run['features']}"
+
+
+def ladder_description(run: dict, row: dict) -> str:
+    params, non_embedding = int(row["params"]), int(row["non_embedding_params"])
+    if run["family"] == "chemgpt":
+        return (f"ChemGPT size ladder, preset {run['preset']}: {params:,} parameters ({non_embedding:,} non-embedding), "
+                f"trained by chemzoo on {run['n_train']:,} MOSES molecules with the ladder recipe of training/ladder.py "
+                f"({row['epochs']} epochs, {row['steps']} steps of {row['batch_size']}): validation loss "
+                f"{float(row['loss']):.3f} nats/token on 5,000 MOSES test molecules. Its row: training/results/chemgpt.csv "
+                f"({run['name']}).")
+    return (f"Potential size ladder, {run['architecture']} with {run['features']} features x {run['interactions']} "
+            f"interactions: {params:,} parameters, trained by chemzoo on {run['n_train']:,} GFN2-xTB structures of MOSES "
+            f"molecules with the ladder recipe of training/ladder.py ({row['epochs']} epochs, {row['steps']} steps of "
+            f"{row['batch_size']}): force MAE {float(row['test_force_mae_meV_per_A']):.1f} meV/Å, energy MAE "
+            f"{float(row['test_energy_mae_meV_per_atom']):.1f} meV/atom on the ladder's fixed test subset (held-out "
+            f"molecules). Trained on near-equilibrium thermal geometries only and for scaling studies: not tested in "
+            f"molecular dynamics (use the default potential for MD). Its row: training/results/potential.csv "
+            f"({run['name']}).")
 
 
 def register_sizes(runs: list[dict], runs_dir: Path, table: Path) -> list[str]:
     """Bundle and register the largest-data finished run of every model size (sha256 of each file)."""
     from chemzoo.registry import PACKAGE_DIR
     from hub_upload.stage import registry_row, write_registry_row
+    from training.cards import render_card
 
     rows = {}
     if table.exists():
         with open(table) as f:
             rows = {r["model"]: r for r in csv.DictReader(f)}
     top = max(run["n_train"] for run in runs)  # only runs at the grid's largest data size are published
-    largest = {run["preset"]: run for run in runs if run["name"] in rows and run["n_train"] == top
+    largest = {size_key(run): run for run in runs if run["name"] in rows and run["n_train"] == top
                and is_finished(runs_dir / run["family"] / run["name"])}
     names = []
-    for preset, run in largest.items():
+    for run in largest.values():
         row = rows[run["name"]]
-        name = registry_name(int(row["params"]), run["n_train"])
+        name = registry_name(int(row["params"]), run["n_train"], row["architecture"])
         target = PACKAGE_DIR / "checkpoints" / name
         if target.exists():
             shutil.rmtree(target)
@@ -253,12 +294,8 @@ def register_sizes(runs: list[dict], runs_dir: Path, table: Path) -> list[str]:
         meta = json.loads((target / "chemzoo.json").read_text())
         meta.update(name=name, run_name=run["name"], non_embedding_params=int(row["non_embedding_params"]))
         (target / "chemzoo.json").write_text(json.dumps(meta, indent=2) + "\n")
-        description = (f"ChemGPT size ladder, preset {preset}: {int(row['params']):,} parameters "
-                       f"({int(row['non_embedding_params']):,} non-embedding), trained by chemzoo on {run['n_train']:,} "
-                       f"MOSES molecules with the ladder recipe of training/ladder.py ({row['epochs']} epochs, "
-                       f"{row['steps']} steps of {row['batch_size']}): validation loss {float(row['loss']):.3f} "
-                       f"nats/token on 5,000 MOSES test molecules. Its row: training/results/chemgpt.csv ({run['name']}).")
-        entry = registry_row(target, name, bundled=True, default=False, description=description)
+        (target / "README.md").write_text(render_card(run["family"], meta))  # the card names the registered model
+        entry = registry_row(target, name, bundled=True, default=False, description=ladder_description(run, row))
         entry["extra"]["non_embedding_params"] = int(row["non_embedding_params"])
         entry["extra"]["ladder_run"] = run["name"]
         write_registry_row(entry)
@@ -270,6 +307,68 @@ def is_finished(out: Path) -> bool:
     return (out / "metrics.json").exists() and (out / "checkpoint" / "model.safetensors").exists()
 
 
+def run_cost(run: dict) -> float:
+    """A rough relative cost of a run (steps x width, equivariant blocks dearer), to start the longest first."""
+    width = run.get("features") or 1
+    steps = run["epochs"] * max(1, run["n_train"] // run["batch_size"])
+    return steps * (1 + width / 32) * (3 if run.get("architecture") == "painn" else 1)
+
+
+def record(run: dict, out: Path, table: Path, results_dir: Path, grid, recorded: dict, done_before: bool) -> None:
+    append_row(table, result_row(run, out, recorded.get(run["name"]) if done_before else None))
+    keep_records(out, results_dir / (grid.table or run["family"]) / run["name"])
+
+
+def train_in_parallel(runs: list[dict], workers: int, child_args: list[str], runs_dir: Path, on_finished) -> bool:
+    """Train ``runs`` in up to ``workers`` processes at once (small runs sharing one GPU or many cores), longest
+    first; ``on_finished(run)`` records each as it ends (only this process writes the table). Each child's
+    output goes to its run folder's ``ladder.log``. True when every run finished."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    queue = sorted(runs, key=run_cost, reverse=True)
+    active: dict[str, tuple[subprocess.Popen, dict]] = {}
+    failed = []
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while queue or active:
+            while queue and len(active) < workers:
+                run = queue.pop(0)
+                out = runs_dir / run["family"] / run["name"]
+                out.mkdir(parents=True, exist_ok=True)
+                with open(out / "ladder.log", "ab") as log:
+                    active[run["name"]] = (subprocess.Popen([sys.executable, "-m", "training.ladder", *child_args,
+                                                             "--only", run["name"]], stdout=log, stderr=log), run)
+            time.sleep(1)
+            for name, (proc, run) in list(active.items()):
+                if proc.poll() is None:
+                    continue
+                del active[name]
+                out = runs_dir / run["family"] / run["name"]
+                if proc.returncode == 0 and is_finished(out):
+                    on_finished(run)
+                    click.echo(f"finished {name} ({len(queue) + len(active)} left)", err=True)
+                else:
+                    failed.append(name)
+                    click.echo(f"FAILED {name} (exit {proc.returncode}; see {out / 'ladder.log'})", err=True)
+    except KeyboardInterrupt:
+        for proc, _ in active.values():
+            proc.terminate()
+        for proc, _ in active.values():
+            proc.wait()
+        click.echo("interrupted; rerun the same command to resume", err=True)
+        return False
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return not failed
+
+
 @click.command()
 @click.option("--family", type=click.Choice(sorted(GRIDS)), default="chemgpt", show_default=True)
 @click.option("--grid", "grid_name", default="cpu", show_default=True, help="A grid of the family (cpu, gpu, test).")
@@ -279,10 +378,13 @@ def is_finished(out: Path) -> bool:
               show_default=True, help="Where the results table and curves go.")
 @click.option("--accelerator", type=click.Choice(["cpu", "gpu", "auto"]), default="cpu", show_default=True)
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True, help="Processes (DDP when > 1).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs trained at once, each in its own process (small runs sharing one GPU).")
 @click.option("--list", "list_only", is_flag=True, help="Print the grid and which runs are finished; train nothing.")
 @click.option("--records-only", is_flag=True, help="Rewrite the rows and records of finished runs; train nothing.")
 @click.option("--register", is_flag=True, help="Then bundle and register the largest-data run of every size.")
-def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_only, records_only, register):
+@click.option("--only", default=None, hidden=True, help="Train this one run and write no row (a --workers child).")
+def main(family, grid_name, runs_dir, results_dir, accelerator, devices, workers, list_only, records_only, register, only):
     """Train every run of a size x data grid that is not finished yet (resumable)."""
     if grid_name not in GRIDS[family]:
         raise click.BadParameter(f"unknown grid {grid_name!r}; choose one of {', '.join(GRIDS[family])}",
@@ -296,8 +398,14 @@ def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_on
         from training.chemgpt.train import train
 
         runs = chemgpt_runs(grid, accelerator, devices)
+    if only is not None:
+        run = next((r for r in runs if r["name"] == only), None)
+        if run is None:
+            raise click.BadParameter(f"no run {only!r} in the {family} grid {grid_name}", param_hint="--only")
+        raise SystemExit(0 if train(run, runs_dir / family / run["name"]) is not None else 1)
     table = results_dir / f"{grid.table or family}.csv"
     recorded = recorded_devices(table)  # runs with a committed row: finished, even in a fresh checkout
+    pending = []
     for k, run in enumerate(runs, start=1):
         out = runs_dir / family / run["name"]
         done = is_finished(out)
@@ -306,13 +414,24 @@ def main(family, grid_name, runs_dir, results_dir, accelerator, devices, list_on
                    + (" (finished)" if done else " (finished: its row is recorded)" if on_record else ""), err=True)
         if list_only or on_record or (records_only and not done):
             continue
-        if not done and train(run, out) is None:
+        if done:
+            record(run, out, table, results_dir, grid, recorded, done_before=True)
+        elif workers > 1:
+            pending.append(run)
+        elif train(run, out) is None:
             click.echo("interrupted; rerun the same command to resume", err=True)
             return
-        append_row(table, result_row(run, out, recorded.get(run["name"]) if done else None))
-        keep_records(out, results_dir / (grid.table or family) / run["name"])
+        else:
+            record(run, out, table, results_dir, grid, recorded, done_before=False)
         recorded = recorded_devices(table)
-    if register and family == "chemgpt":
+    if pending:
+        child_args = ["--family", family, "--grid", grid_name, "--runs", str(runs_dir), "--results", str(results_dir),
+                      "--accelerator", accelerator, "--devices", str(devices)]
+        if not train_in_parallel(pending, workers, child_args, runs_dir,
+                                 lambda run: record(run, runs_dir / family / run["name"], table, results_dir, grid,
+                                                    {}, done_before=False)):
+            raise SystemExit(1)
+    if register:
         for name in register_sizes(runs, runs_dir, table):
             click.echo(f"registered and bundled {name}", err=True)
 
