@@ -96,8 +96,9 @@ def sample(model=None, n: int = 100, temperature: float = 1.0, top_k: int | None
     return _sample(_chemgpt(model), n, temperature, top_k, top_p, seed, batch_size, max_length, progress)
 
 
-def score(model, smiles: list[str], batch_size: int = 256, progress: bool = False):
-    """Log-likelihood (nats) of each SMILES under a ChemGPT; see ``chemzoo.lm.scoring.score``."""
+def score(model, smiles: list[str], batch_size: int = 256, progress: bool = False, strip_stereo: bool = False):
+    """Log-likelihood (nats) of each SMILES's canonical SELFIES under a ChemGPT, unknown symbols counted in
+    ``n_unk``; ``strip_stereo`` scores the flat graph. See ``chemzoo.lm.scoring.score``."""
     from chemzoo.lm.scoring import score as _score
 
-    return _score(_chemgpt(model), smiles, batch_size, progress)
+    return _score(_chemgpt(model), smiles, batch_size, progress, strip_stereo)

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from chemzoo.errors import ChemzooError
+from chemzoo.files import write_atomically
 
 
 def human(n: float) -> str:
@@ -74,11 +75,22 @@ def check_writable(path: Path, overwrite: bool = False) -> None:
         raise click.BadParameter(f"cannot write {path}: permission denied", param_hint="-o/--output")
     if path.exists() and not overwrite:
         raise click.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint="-o/--output")
+    probe = path.with_name(f".{path.name}.tmp")  # what write_atomically will create: some file systems refuse it
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {path}: {exc.strerror or exc}", param_hint="-o/--output") from None
 
 
-def read_smiles_column(path: Path) -> list[tuple[int, str]]:
-    """(line number, SMILES) of a .smi file (first whitespace-separated field) or a CSV (first column),
-    skipping blank lines and a header whose first field is 'smiles' (any case), e.g. `sample -o x.csv`."""
+def read_smiles_column(path: Path, column: str | None = None) -> list[tuple[int, str]]:
+    """(line number, SMILES) of every molecule in a file, blank lines skipped.
+
+    A ``.smi``/text file: the first whitespace-separated field of each line (a name may follow); a
+    header line whose first field is 'smiles' is skipped. A CSV (``.csv`` or a first line with a comma):
+    the column named ``column``, else the one called smiles in any case (e.g. ``sample -o x.csv``),
+    else the first. A byte-order mark and CRLF line ends are fine; binary or UTF-16 files are refused.
+    """
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first SMILES
@@ -86,19 +98,29 @@ def read_smiles_column(path: Path) -> list[tuple[int, str]]:
         raise click.ClickException(f"{path} is not UTF-8 text; save it as UTF-8 with one SMILES per line") from None
     if "\x00" in text:
         raise click.ClickException(f"{path} looks binary (or UTF-16); save it as UTF-8 with one SMILES per line")
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    if path.suffix.lower() == ".csv" or "," in first or column is not None:
+        rows = list(csv.reader(lines))
+        header = [h.strip() for h in rows[0]] if rows else []
+        lowered = [h.lower() for h in header]
+        if column is not None:
+            if column not in header:
+                raise click.BadParameter(f"{path} has no column {column!r}; its columns: {', '.join(header) or 'none'}",
+                                         param_hint="--column")
+            index, skip_header = header.index(column), True
+        elif "smiles" in lowered:
+            index, skip_header = lowered.index("smiles"), True
+        else:  # no header naming the SMILES: the first column, every line a molecule
+            index, skip_header = 0, False
+        return [(number, row[index].strip()) for number, row in enumerate(rows, start=1)
+                if not (skip_header and number == 1) and len(row) > index and row[index].strip()]
     out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        field = stripped.split(",")[0].split()[0] if stripped and stripped.split(",")[0].split() else ""
-        if field and not (number == 1 and field.lower() == "smiles"):
-            out.append((number, field))
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if fields and not (number == 1 and fields[0].lower() == "smiles"):
+            out.append((number, fields[0]))
     return out
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def load_chemgpt_or_explain(name):
@@ -221,13 +243,21 @@ def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_lengt
 @click.argument("smiles_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="CSV to write [default: stdout].")
+@click.option("--column", default=None, help="CSV column holding the SMILES [default: the one called smiles, else the first].")
+@click.option("--strip-stereo", is_flag=True, help="Score the flat graph (drop stereocentres and E/Z), for models whose "
+              "vocabulary has no stereo symbols (the MOSES-trained ones).")
+@click.option("--strict", is_flag=True, help="Exit with an error when any line is skipped (the rest is still written).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @_overwrite_option
-def score(model_name, smiles_file, output, batch_size, overwrite):
-    """Log-likelihood of each SMILES in a file (first column; a 'smiles' header is skipped).
+def score(model_name, smiles_file, output, column, strip_stereo, strict, batch_size, overwrite):
+    """Log-likelihood of each molecule in a file (.smi, or a CSV with a SMILES column).
 
-    Writes: line, smiles, log_likelihood (nats), num_tokens, log_likelihood_per_token (nats/token).
-    Invalid SMILES are reported with their line numbers and skipped; the rest are scored (exit code 1).
+    Each SMILES is canonicalised by RDKit and its SELFIES scored, so a molecule gets one score however
+    it is written (a sampled string may differ from its canonical form). Writes: line, smiles,
+    log_likelihood (nats), num_tokens, log_likelihood_per_token (nats/token), n_unk (symbols outside
+    the model's vocabulary, scored as [UNK]: the score of such a molecule is not comparable).
+    Invalid or over-long lines are reported with their line numbers and skipped; exit code 0 unless
+    nothing could be scored (or --strict and a line was skipped).
     """
     import chemzoo
 
@@ -235,31 +265,37 @@ def score(model_name, smiles_file, output, batch_size, overwrite):
         raise click.BadParameter(f"{output} is the input file; write the scores to another file", param_hint="-o/--output")
     if output is not None:
         check_writable(output, overwrite)
-    lines = read_smiles_column(smiles_file)
+    lines = read_smiles_column(smiles_file, column)
     if not lines:
         raise click.ClickException(f"{smiles_file} holds no SMILES")
     gpt = load_chemgpt_or_explain(model_name)
-    scores = chemzoo.score(gpt, [s for _, s in lines], batch_size, progress=len(lines) > 2000)
+    scores = chemzoo.score(gpt, [s for _, s in lines], batch_size, progress=len(lines) > 2000, strip_stereo=strip_stereo)
     bad = [(number, row) for (number, _), row in zip(lines, scores) if row.error]
     for number, row in bad[:10]:
         click.echo(f"Warning: line {number}: {row.error}; skipped", err=True)
     if len(bad) > 10:
-        click.echo(f"Warning: ... and {len(bad) - 10} more invalid lines", err=True)
+        click.echo(f"Warning: ... and {len(bad) - 10} more skipped lines", err=True)
+    if len(bad) == len(lines):
+        raise click.ClickException(f"none of the {len(lines)} SMILES in {smiles_file} could be scored (see the warnings)")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["line", "smiles", "log_likelihood", "num_tokens", "log_likelihood_per_token"])
+    w.writerow(["line", "smiles", "log_likelihood", "num_tokens", "log_likelihood_per_token", "n_unk"])
     for (number, _), row in zip(lines, scores):
         if not row.error:
-            w.writerow([number, row.smiles, f"{row.log_likelihood:.4f}", row.num_tokens, f"{row.log_likelihood_per_token:.4f}"])
+            w.writerow([number, row.smiles, f"{row.log_likelihood:.4f}", row.num_tokens,
+                        f"{row.log_likelihood_per_token:.4f}", row.n_unk])
     if output is None:
         click.echo(buf.getvalue(), nl=False)
     else:
         write_atomically(output, buf.getvalue())
-    if bad:
-        where = f" in {output}" if output else ""
-        lines_txt = ", ".join(str(n) for n, _ in bad[:10]) + (" ..." if len(bad) > 10 else "")
-        raise click.ClickException(f"{len(bad)} of {len(lines)} SMILES could not be scored (lines {lines_txt}) and were skipped; "
-                                   f"the other {len(lines) - len(bad)} are scored{where}")
+    with_unk = sum(1 for row in scores if not row.error and row.n_unk)
+    summary = (f"scored {len(lines) - len(bad)} of {len(lines)} SMILES" + (f" -> {output}" if output else "")
+               + (f"; {len(bad)} skipped (lines {', '.join(str(n) for n, _ in bad[:10])}{' ...' if len(bad) > 10 else ''})"
+                  if bad else "")
+               + (f"; {with_unk} with unknown symbols (n_unk > 0)" if with_unk else ""))
+    if strict and bad:
+        raise click.ClickException(summary + " (--strict)")
+    click.echo(summary, err=True)
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """The chemzoo command line: outputs, summaries, and one-line errors for bad input."""
 
 import csv
+import io
 import json
 
 import pytest
@@ -64,19 +65,44 @@ def test_score_writes_likelihoods_and_reports_invalid_lines(run, tmp_path):
     src.write_text("smiles\nCCO\nC1CC\nc1ccccc1\nnot_a_smiles\n")
     out = tmp_path / "scores.csv"
     result = run("score", src, "-o", out)
-    one_line_error(result, "2 of 4 SMILES could not be scored (lines 3, 5)", "the other 2 are scored")
+    assert result.exit_code == 0 and "scored 2 of 4 SMILES" in result.output and "2 skipped (lines 3, 5)" in result.output
     assert "line 3: invalid SMILES 'C1CC'" in result.output
     rows = list(csv.DictReader(open(out)))
-    assert [r["smiles"] for r in rows] == ["CCO", "c1ccccc1"]
+    assert [r["smiles"] for r in rows] == ["CCO", "c1ccccc1"] and {r["n_unk"] for r in rows} == {"0"}
     assert all(float(r["log_likelihood"]) < 0 and int(r["num_tokens"]) > 1 for r in rows)
+    strict = run("score", src, "-o", out, "--overwrite", "--strict")  # the rest is written, the exit says so
+    one_line_error(strict, "scored 2 of 4 SMILES", "2 skipped (lines 3, 5)", "--strict")
+    assert [r["smiles"] for r in csv.DictReader(open(out))] == ["CCO", "c1ccccc1"]
+    junk = tmp_path / "junk.smi"
+    junk.write_text("C1CC\nxyz\n")
+    one_line_error(run("score", junk), "none of the 2 SMILES", "could be scored")
 
 
-def test_score_warns_about_unknown_symbols(run, tmp_path):
+def test_score_counts_unknown_symbols_and_scores_the_flat_graph_on_request(run, tmp_path):
     src = tmp_path / "in.smi"
-    src.write_text("CC[Xe]\n")
-    result = run("score", src)
+    src.write_text("CC[Xe]\nC[C@H](N)C(=O)O alanine\nCC(N)C(=O)O\n")
+    result = run("score", src, "-o", tmp_path / "a.csv")
     assert result.exit_code == 0
     assert "Warning:" in result.output and "[Xe]" in result.output and "[UNK]" in result.output
+    assert "--strip-stereo" in result.output and "2 with unknown symbols (n_unk > 0)" in result.output
+    rows = list(csv.DictReader(open(tmp_path / "a.csv")))
+    assert [r["n_unk"] for r in rows] == ["1", "1", "0"]
+    flat = run("score", src, "--strip-stereo", "-o", tmp_path / "b.csv")
+    stripped = list(csv.DictReader(open(tmp_path / "b.csv")))
+    assert [r["n_unk"] for r in stripped] == ["1", "0", "0"]
+    assert stripped[1]["log_likelihood"] == stripped[2]["log_likelihood"] == rows[2]["log_likelihood"]  # the flat graph
+    assert float(rows[1]["log_likelihood"]) < float(rows[2]["log_likelihood"]) - 10  # [UNK] costs many nats
+
+
+def test_score_reads_a_csv_column_by_name(run, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("name,SMILES\r\nethanol,CCO\r\nbenzene,c1ccccc1\r\n")
+    result = run("score", src)
+    assert result.exit_code == 0 and [r["smiles"] for r in csv.DictReader(io.StringIO(result.stdout))] == ["CCO", "c1ccccc1"]
+    other = tmp_path / "other.csv"
+    other.write_text("id,mol\n1,CCO\n")
+    assert [r["smiles"] for r in csv.DictReader(io.StringIO(run("score", other, "--column", "mol").stdout))] == ["CCO"]
+    one_line_error(run("score", other, "--column", "smiles"), "has no column 'smiles'; its columns: id, mol")
 
 
 def test_unknown_model_is_one_line_with_close_names(run, tmp_path):
@@ -129,7 +155,7 @@ def test_an_over_long_molecule_is_skipped_with_its_line_and_the_rest_scored(run,
     smi.write_text("CCO\n" + "C" * 300 + "\nc1ccccc1\n")
     out = tmp_path / "out.csv"
     result = run("score", str(smi), "-o", str(out))
-    one_line_error(result, "1 of 3 SMILES could not be scored (lines 2)", "the other 2 are scored")
+    assert result.exit_code == 0 and "scored 2 of 3 SMILES" in result.output and "1 skipped (lines 2)" in result.output
     assert "line 2: 302 tokens, longer than the 256 positions" in result.output
     assert [r["smiles"] for r in csv.DictReader(open(out))] == ["CCO", "c1ccccc1"]
 

@@ -133,6 +133,18 @@ def test_fit_json_has_each_groups_exponent_and_ci(table):
     assert list(whole["groups"]) == ["all"] and whole["groups"]["all"]["n_points"] == 16
 
 
+def test_where_keeps_the_rows_it_names(table):
+    """--where COLUMN=VALUE fits a subset: the same exponent as that group of a grouped fit."""
+    grouped = json.loads(invoke("fit", table, "--group", "family", "--json", "--bootstrap", 50).output)["groups"]
+    only = json.loads(invoke("fit", table, "--where", "family=painn", "--json", "--bootstrap", 50).output)["groups"]
+    assert only["all"]["alpha"] == grouped["painn"]["alpha"] and only["all"]["n_points"] == 8
+    numeric = json.loads(invoke("fit", table, "--where", "n_train=1e3", "--json", "--bootstrap", 50).output)
+    assert numeric["groups"]["all"]["n_points"] == 16  # numbers compare as numbers: 1e3 == 1000
+    one_line_error(invoke("fit", table, "--where", "family=schnet"), "no row with family = 'schnet' (it has chemgpt, painn)")
+    one_line_error(invoke("fit", table, "--where", "family"), "expected COLUMN=VALUE")
+    one_line_error(invoke("fit", table, "--where", "arch=painn"), "no column 'arch'")
+
+
 def test_fit_prints_exponents(table):
     result = invoke("fit", table, "--group", "family", "--bootstrap", 100)
     assert result.exit_code == 0 and "chemgpt: alpha = 0.1" in result.output and "painn: alpha = 0.2" in result.output
@@ -248,6 +260,20 @@ def test_the_committed_chemgpt_ladder_table_fits_and_plots(tmp_path):
                              "--bootstrap", 50).stdout)["groups"]  # stdout: a group too small is warned on stderr
     for group in fits.values():  # larger models reach a lower validation loss at every data size
         assert 0.02 < group["alpha"] < 0.5
+
+
+def test_the_committed_potential_ladder_scales_with_size_and_equivariance_scales_with_data():
+    """training/results/potential.csv and potential-data.csv (GPU ladder rows) fit as training/results/README.md says."""
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parent.parent / "training" / "results"
+    sizes = json.loads(invoke("fit", results / "potential.csv", "--x", "non_embedding_params", "--group", "architecture",
+                              "--where", "n_train=30000", "--json", "--bootstrap", 200).stdout)["groups"]
+    for arch in ("schnet", "painn"):
+        assert sizes[arch]["n_points"] == 4 and 0.1 < sizes[arch]["alpha"] < 0.3
+    data = json.loads(invoke("fit", results / "potential-data.csv", "--x", "n_train", "--group", "architecture", "--json",
+                             "--bootstrap", 200).stdout)["groups"]
+    assert data["schnet"]["alpha_ci"][1] < data["painn"]["alpha_ci"][0]  # the equivariant model gains more from data
 
 
 def test_a_group_too_small_to_fit_is_left_out_with_a_warning(tmp_path):

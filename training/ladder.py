@@ -85,8 +85,13 @@ class PotentialGrid:
     table: str = ""
     lrs: tuple[float, ...] = ()  # a hyperparameter sweep: every lr x batch size (instead of lr, batch_size)
     batch_sizes: tuple[int, ...] = ()
+    steps: int = 0  # when set, every run takes exactly this many steps, whatever its data (min_* unused)
+    validations: int = 0  # about this many validations per run, evenly spaced (0: after every epoch)
 
     def epochs(self, n_train: int, batch_size: int | None = None) -> int:
+        steps_per_epoch = max(1, n_train // (batch_size or self.batch_size))
+        if self.steps:
+            return math.ceil(self.steps / steps_per_epoch)
         return max(self.min_epochs, math.ceil(self.min_steps * (batch_size or self.batch_size) / n_train))
 
 
@@ -96,6 +101,8 @@ GRIDS = {
         # data size, smallest first so rows land early
         "cpu": Grid(("tiny-l2-h32", "tiny-l2-h64", "tiny-l4-h64", "small-l4-h128", "small-l6-h192"),
                     (10_000, 30_000, 100_000)),
+        # the data axis to 10^6 molecules for the three smallest sizes (same recipe and table: ~2 CPU-hours)
+        "cpu-1m": Grid(("tiny-l2-h32", "tiny-l2-h64", "tiny-l4-h64"), (1_000_000,)),
         # a GPU continues the ladder in size and data (same recipe)
         "gpu": Grid(("tiny-l2-h32", "tiny-l4-h64", "small-l4-h128", "small-l6-h192", "base-l8-h256", "h128", "h256"),
                     (10_000, 100_000, 1_000_000)),
@@ -118,6 +125,10 @@ GRIDS = {
         # (training.potentials.pack; README); batch 32, max(3 epochs, 1,500 steps)
         "gpu-short": PotentialGrid(("schnet", "painn"), (16, 32, 64, 128), (1_000, 3_000, 10_000, 30_000), batch_size=32,
                                    min_steps=1500, data="data/xtb-moses-5k-ladder"),
+        # the data axis at equal compute: every run 4,000 steps whatever its data, at the learning rate the
+        # tse sweep ranks high (3e-3; gpu-short's 1e-3 leaves runs optimisation-limited), one width
+        "gpu-data": PotentialGrid(("schnet", "painn"), (32,), (1_000, 3_000, 10_000, 30_000), batch_size=32, lr=3e-3,
+                                  steps=4000, validations=8, data="data/xtb-moses-5k-ladder", table="potential-data"),
         # training speed estimation: 4 learning rates x 2 batch sizes of one SchNet, 10 epochs of 4,000 structures
         "tse": PotentialGrid(("schnet",), (32,), (4_000,), min_epochs=10, min_steps=0, lrs=(3e-4, 1e-3, 3e-3, 1e-2),
                              batch_sizes=(16, 64), data="data/xtb-moses-5k-ladder", table="potential-tse"),
@@ -144,12 +155,18 @@ def chemgpt_runs(grid: Grid, accelerator: str, devices: int) -> list[dict]:
 
 def potential_runs(grid: PotentialGrid, accelerator: str, devices: int) -> list[dict]:
     """The run configs of a potential grid (the keys of ``training.potentials.train.train``), data-major."""
-    sweep = list(itertools.product(grid.lrs, grid.batch_sizes)) if grid.lrs else [(None, None)]
+    sweep = (list(itertools.product(grid.lrs, grid.batch_sizes)) if grid.lrs
+             else [(grid.lr, grid.batch_size)] if grid.steps else [(None, None)])  # knobs in the name when not the usual
+
+    def val_every(n: int, batch: int | None) -> dict:
+        return {"val_every": max(1, grid.epochs(n, batch) // grid.validations)} if grid.validations else {}
+
     return [dict(family="potential", name=run_name(arch, f"f{features}-i{grid.interactions}", n, grid.seed, lr, batch),
                  data=grid.data, architecture=arch, features=features, interactions=grid.interactions, lmax=grid.lmax,
-                 cutoff=grid.cutoff, n_train=n, epochs=grid.epochs(n, batch), max_steps=-1, max_minutes=None,
-                 batch_size=batch or grid.batch_size, lr=lr or grid.lr, schedule=grid.schedule, seed=grid.seed,
-                 accelerator=accelerator, devices=devices, ckpt_every=200, init=None)
+                 cutoff=grid.cutoff, n_train=n, epochs=grid.epochs(n, batch), max_steps=grid.steps or -1,
+                 max_minutes=None, batch_size=batch or grid.batch_size, lr=lr or grid.lr, schedule=grid.schedule,
+                 seed=grid.seed, accelerator=accelerator, devices=devices, ckpt_every=200, init=None,
+                 **val_every(n, batch))
             for n in grid.n_train for arch in grid.architectures for features in grid.features for lr, batch in sweep]
 
 

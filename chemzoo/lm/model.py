@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from transformers import GenerationConfig, GPTNeoForCausalLM, PreTrainedTokenizerFast
 
+from chemzoo.files import write_atomically
 from chemzoo.lm.tokenizer import CLS_ID, PAD_ID, SEP_ID, load_tokenizer
 
 METADATA_FILE = "chemzoo.json"
@@ -84,10 +85,10 @@ def save_chemgpt(path: str | Path, model: GPTNeoForCausalLM, tokenizer: PreTrain
                                                do_sample=True, max_length=model.config.max_position_embeddings)
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
-    (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    write_atomically(path / METADATA_FILE, json.dumps(metadata, indent=2) + "\n")
     if training_smiles is not None:
         hashes = np.unique(np.array([smiles_hash(s) for s in training_smiles], dtype=np.int64))
         np.save(path / TRAINING_SET_FILE, hashes, allow_pickle=False)
     if card is not None:
-        (path / "README.md").write_text(card)
+        write_atomically(path / "README.md", card)
     return path

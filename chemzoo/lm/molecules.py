@@ -10,14 +10,15 @@ from chemzoo.errors import InvalidMoleculeError
 RDLogger.DisableLog("rdApp.*")  # RDKit prints parse errors to stderr; we raise them instead
 
 
-def canonical_smiles(smiles: str) -> str | None:
-    """RDKit canonical SMILES, or None when RDKit cannot parse ``smiles`` (or it is empty)."""
+def canonical_smiles(smiles: str, isomeric: bool = True) -> str | None:
+    """RDKit canonical SMILES, or None when RDKit cannot parse ``smiles`` (or it is empty); ``isomeric=False``
+    drops stereochemistry (the flat graph)."""
     if not smiles:
         return None
     mol = Chem.MolFromSmiles(smiles)
     if mol is None or mol.GetNumAtoms() == 0:
         return None
-    return Chem.MolToSmiles(mol)
+    return Chem.MolToSmiles(mol, isomericSmiles=isomeric)
 
 
 def smiles_to_selfies(smiles: str) -> str:

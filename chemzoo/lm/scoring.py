@@ -28,6 +28,7 @@ class Score:
     log_likelihood: float | None = None  # nats
     num_tokens: int | None = None
     error: str | None = None
+    n_unk: int = 0  # SELFIES symbols outside the model's vocabulary, scored as [UNK]
 
     @property
     def log_likelihood_per_token(self) -> float | None:
@@ -45,11 +46,14 @@ def _batch_log_likelihood(model, ids: list[list[int]]) -> list[float]:
     return (logp * mask[:, 1:].to(logp.device)).sum(1).tolist()
 
 
-def score(chemgpt: ChemGPT, smiles: list[str], batch_size: int = 256, progress: bool = False) -> list[Score]:
+def score(chemgpt: ChemGPT, smiles: list[str], batch_size: int = 256, progress: bool = False,
+          strip_stereo: bool = False) -> list[Score]:
     """Score every SMILES; invalid ones come back with ``error`` set instead of raising.
 
-    SELFIES symbols outside the vocabulary are scored as ``[UNK]`` and a warning names them; a
-    molecule longer than the model's positions comes back with ``error`` set.
+    SELFIES symbols outside the vocabulary are scored as ``[UNK]`` (counted in ``n_unk``) and a warning
+    names them; a molecule longer than the model's positions comes back with ``error`` set.
+    ``strip_stereo`` scores the flat graph (stereocentres and double-bond geometry dropped), for models
+    whose vocabulary has no stereo symbols (MOSES has none).
     """
     if isinstance(smiles, str):
         raise TypeError("score() takes a list of SMILES; for one molecule use score(model, [smiles])")
@@ -61,7 +65,7 @@ def score(chemgpt: ChemGPT, smiles: list[str], batch_size: int = 256, progress: 
     unknown: set[str] = set()
     for row in rows:
         try:
-            canonical = canonical_smiles(row.smiles)
+            canonical = canonical_smiles(row.smiles, isomeric=not strip_stereo)
             if canonical is None:
                 raise InvalidMoleculeError(f"invalid SMILES {row.smiles!r}")
             row.selfies = smiles_to_selfies(canonical)
@@ -73,11 +77,15 @@ def score(chemgpt: ChemGPT, smiles: list[str], batch_size: int = 256, progress: 
             row.error = (f"{len(ids)} tokens, longer than the {max_positions} positions {chemgpt.name} was built "
                          "for; not scored")
             continue
-        unknown.update(out_of_vocabulary(chemgpt.tokenizer, row.selfies))
+        oov = out_of_vocabulary(chemgpt.tokenizer, row.selfies)
+        row.n_unk = len(oov)
+        unknown.update(oov)
         todo.append((row, ids))
     if unknown:
+        stereo = any("@" in sym or sym.startswith(("[/", "[\\")) for sym in unknown)  # chirality, E/Z bonds
+        advice = "; score the flat graph with strip_stereo=True (--strip-stereo)" if stereo else ""
         warnings.warn(f"SELFIES symbols not in {chemgpt.name}'s vocabulary: {', '.join(sorted(unknown))}; "
-                      "they were scored as [UNK]", stacklevel=2)
+                      f"they were scored as [UNK] (counted per molecule in n_unk){advice}", stacklevel=2)
     todo.sort(key=lambda t: len(t[1]))  # similar lengths together: less padding
     for start in tqdm(range(0, len(todo), batch_size), desc="scoring", unit="batch", disable=not progress):
         chunk = todo[start : start + batch_size]

@@ -63,6 +63,22 @@ def closest_contact_table(closest: dict[str, float] | None) -> np.ndarray | None
     return table
 
 
+ASE_KEYWORDS = {"restart", "ignore_bad_restart_file", "label", "atoms", "directory"}  # Calculator.__init__'s own
+
+
+def check_neutral(atoms) -> None:
+    """Refuse a structure carrying a net charge or unpaired spins (``Atoms`` initial charges / magnetic moments):
+    the potentials know only neutral closed-shell molecules."""
+    charge = float(atoms.get_initial_charges().sum())
+    if abs(charge) > 1e-6:
+        raise ChemzooError(f"the structure has a net charge of {charge:+g} e (its initial charges); chemzoo potentials "
+                           "were trained on neutral closed-shell molecules only")
+    spin = float(np.abs(atoms.get_initial_magnetic_moments()).sum())
+    if spin > 1e-6:
+        raise ChemzooError(f"the structure has initial magnetic moments (total |m| = {spin:g}); chemzoo potentials "
+                           "were trained on closed-shell molecules only")
+
+
 class ChemzooCalculator(Calculator):
     """ASE calculator for a chemzoo ``Potential``: energy, free_energy, forces; stress for periodic cells.
 
@@ -72,7 +88,14 @@ class ChemzooCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(self, potential: Potential, device: str = "cpu", dtype: str = "float32", min_distance: float = 0.5,
-                 **kwargs):
+                 charge: float = 0, **kwargs):
+        if charge:
+            raise ChemzooError(f"charge={charge!r}: chemzoo potentials were trained on neutral closed-shell molecules "
+                               "(GFN2-xTB, charge 0) and cannot describe ions; use a method that handles ions, such as GFN2-xTB itself")
+        unknown = sorted(set(kwargs) - ASE_KEYWORDS)
+        if unknown:
+            raise ChemzooError(f"unknown calculator option(s) {', '.join(unknown)}; it takes device, dtype, min_distance "
+                               f"and ASE's {', '.join(sorted(ASE_KEYWORDS))}")
         super().__init__(**kwargs)
         if dtype not in DTYPES:
             raise ChemzooError(f"unknown dtype {dtype!r}; use float32 or float64")
@@ -94,6 +117,7 @@ class ChemzooCalculator(Calculator):
             raise PropertyNotImplementedError("stress needs a periodic cell")
         config = self.potential.config
         check_structure(atoms, config.elements, min_distance=0)  # elements, NaN, cell
+        check_neutral(atoms)
         # one neighbour list serves the clash check and the graph
         neighbours = neighbour_pairs(atoms.positions, max(config.cutoff, self.min_distance), atoms.cell.array, atoms.pbc)
         check_clashes(atoms, self.min_distance, neighbours)

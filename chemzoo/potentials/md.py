@@ -18,6 +18,7 @@ from ase.md.verlet import VelocityVerlet
 from tqdm.auto import tqdm
 
 from chemzoo.errors import ChemzooError, InvalidMoleculeError
+from chemzoo.files import save_figure
 from chemzoo.potentials.bonds import BondWatch, bond_set
 
 FRAGMENT_GAP = 3.0  # Å between the pieces of a multi-fragment SMILES ("CCO.O")
@@ -31,13 +32,19 @@ def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
-    mol = Chem.MolFromSmiles(smiles)
-    if mol is None:
-        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: RDKit cannot parse it")
+    from rdkit.Chem import Descriptors
+
+    mol = Chem.MolFromSmiles(smiles) if smiles and smiles.strip() else None
+    if mol is None or mol.GetNumAtoms() == 0:
+        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: RDKit cannot parse it (or it has no atoms)")
     charge = Chem.GetFormalCharge(mol)
     if charge != 0:
         raise InvalidMoleculeError(f"SMILES {smiles!r} has a net charge of {charge:+d}; chemzoo's potentials are trained "
                                    "on neutral molecules (GFN2-xTB, charge 0)")
+    radicals = Descriptors.NumRadicalElectrons(mol)
+    if radicals:
+        raise InvalidMoleculeError(f"SMILES {smiles!r} has {radicals} unpaired electron(s); chemzoo's potentials are "
+                                   "trained on closed-shell molecules (write the hydrogens, e.g. C for [CH3])")
     mol = Chem.AddHs(mol)
     params = AllChem.ETKDGv3()
     params.randomSeed = seed
@@ -223,4 +230,4 @@ def plot_energies(path: Path, log: list[dict], n_atoms: int, title: str) -> None
     ax_t.plot(t, [r["temperature_K"] for r in log], color="tab:red")
     ax_t.set_ylabel("temperature (K)")
     ax_t.set_xlabel("time (fs)")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from chemzoo.errors import ChemzooError
+from chemzoo.files import write_atomically
 from chemzoo.potentials.graph import Graph
 from chemzoo.potentials.layers import scatter_sum
 from chemzoo.potentials.nequip import NequIP
@@ -119,7 +120,7 @@ class Potential(nn.Module):
     def save_pretrained(self, path: str | Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        write_atomically(path / "config.json", json.dumps(asdict(self.config), indent=2) + "\n")
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
         return path

@@ -17,6 +17,8 @@ def _common(f):
         click.option("--x", "x_col", default="params", show_default=True, help="Column of the size variable."),
         click.option("--y", "y_col", default="loss", show_default=True, help="Column of the loss (lower is better)."),
         click.option("--group", "group_col", default=None, help="Fit each value of this column on its own."),
+        click.option("--where", "where", multiple=True, metavar="COLUMN=VALUE",
+                     help="Use only the rows where COLUMN equals VALUE (repeatable), e.g. architecture=painn."),
         click.option("--form", type=FORMS, default="power", show_default=True,
                      help="power: L = a x^-alpha; offset: L = c + a x^-alpha."),
         click.option("--bootstrap", "n_boot", type=click.IntRange(min=20), default=1000, show_default=True,
@@ -28,13 +30,13 @@ def _common(f):
     return f
 
 
-def _fit_groups(table, x_col, y_col, group_col, form, n_boot, level, seed):
+def _fit_groups(table, x_col, y_col, group_col, where, form, n_boot, level, seed):
     from chemzoo.scaling.fits import fit
     from chemzoo.scaling.table import read_table
 
     from chemzoo.scaling.table import ScalingDataError
 
-    t = read_table(table)
+    t = read_table(table, where)
     t.require(x_col, y_col)
     out, skipped = {}, []
     for name, rows in t.groups(group_col).items():
@@ -60,9 +62,9 @@ def scaling():
 @scaling.command("fit")
 @_common
 @click.option("--json", "as_json", is_flag=True, help='Print {"groups": {NAME: {"alpha": ..., "alpha_ci": [lo, hi], ...}}}.')
-def fit_command(table, x_col, y_col, group_col, form, n_boot, level, seed, as_json):
+def fit_command(table, x_col, y_col, group_col, where, form, n_boot, level, seed, as_json):
     """Fit a power law of --y against --x (per --group) and print each exponent with its CI."""
-    fits = _fit_groups(table, x_col, y_col, group_col, form, n_boot, level, seed)
+    fits = _fit_groups(table, x_col, y_col, group_col, where, form, n_boot, level, seed)
     if as_json:
         click.echo(json.dumps({"groups": {name: f.to_dict() for name, (_, _, f) in fits.items()}}, indent=2))
         return
@@ -79,25 +81,29 @@ def fit_command(table, x_col, y_col, group_col, form, n_boot, level, seed, as_js
 @_common
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
 @click.option("--title", default=None)
-def plot_command(table, x_col, y_col, group_col, form, n_boot, level, seed, output, title):
+@click.option("--overwrite", is_flag=True, help="Replace the PNG if it exists (refused otherwise).")
+def plot_command(table, x_col, y_col, group_col, where, form, n_boot, level, seed, output, title, overwrite):
     """Log-log plot of the runs with each group's fit and its confidence band (PNG)."""
+    from chemzoo.cli import check_writable
+    from chemzoo.files import save_figure
     from chemzoo.scaling.plots import scaling_figure
 
     if output.suffix.lower() != ".png":
         raise click.BadParameter("use a .png file name", param_hint="-o/--output")
-    fits = _fit_groups(table, x_col, y_col, group_col, form, n_boot, level, seed)
+    check_writable(output, overwrite)
+    fits = _fit_groups(table, x_col, y_col, group_col, where, form, n_boot, level, seed)
     if group_col:
         fits = {f"{group_col} = {name}": value for name, value in fits.items()}
     fig = scaling_figure(fits, x_col, y_col, title)
-    fig.savefig(output, dpi=130)
+    save_figure(fig, output, dpi=130)
     click.echo(f"plot -> {output}", err=True)
 
 
-def _joint(table, n_col, d_col, y_col, n_boot, level, seed):
+def _joint(table, n_col, d_col, where, y_col, n_boot, level, seed):
     from chemzoo.scaling.fits import fit
     from chemzoo.scaling.table import read_table
 
-    t = read_table(table)
+    t = read_table(table, where)
     t.require(n_col, d_col, y_col)
     x = np.stack([t.numbers(n_col), t.numbers(d_col)])
     return fit(x, t.numbers(y_col), "joint", n_boot, level, seed, where=str(table))
@@ -108,6 +114,8 @@ def _joint_options(f):
         click.argument("table", type=click.Path(dir_okay=False, path_type=Path)),
         click.option("--n-column", "n_col", default="params", show_default=True, help="Column of the model size N."),
         click.option("--d-column", "d_col", default="n_train", show_default=True, help="Column of the data size D."),
+        click.option("--where", "where", multiple=True, metavar="COLUMN=VALUE",
+                     help="Use only the rows where COLUMN equals VALUE (repeatable), e.g. architecture=painn."),
         click.option("--y", "y_col", default="loss", show_default=True, help="Column of the loss."),
         click.option("--bootstrap", "n_boot", type=click.IntRange(min=20), default=500, show_default=True),
         click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True),
@@ -129,9 +137,9 @@ def _joint_text(j) -> str:
 @_joint_options
 @click.option("--params", "n", type=click.FloatRange(min=0, min_open=True), required=True, help="Model size N.")
 @click.option("--data", "d", type=click.FloatRange(min=0, min_open=True), required=True, help="Data size D.")
-def predict_command(table, n_col, d_col, y_col, n_boot, level, seed, as_json, n, d):
+def predict_command(table, n_col, d_col, where, y_col, n_boot, level, seed, as_json, n, d):
     """Predict the loss at a new (N, D) from the joint fit, with its band."""
-    j = _joint(table, n_col, d_col, y_col, n_boot, level, seed)
+    j = _joint(table, n_col, d_col, where, y_col, n_boot, level, seed)
     value = float(j.predict(n, d))
     lo, hi = (float(v) for v in j.band(n, d))
     (n_lo, n_hi), (d_lo, d_hi) = j.x_range
@@ -153,11 +161,11 @@ def predict_command(table, n_col, d_col, y_col, n_boot, level, seed, as_json, n,
 @click.option("--flops-per-unit", type=click.FloatRange(min=0, min_open=True), default=6.0, show_default=True,
               help="FLOPs per parameter and unit of D: 6 per token for a transformer; 6 x tokens per molecule x "
                    "epochs when D counts molecules.")
-def advise_command(table, n_col, d_col, y_col, n_boot, level, seed, as_json, budget, flops_per_unit):
+def advise_command(table, n_col, d_col, where, y_col, n_boot, level, seed, as_json, budget, flops_per_unit):
     """Compute-optimal model size and data for a FLOP budget (C = k N D), from the joint fit, with bands."""
     from chemzoo.scaling.fits import compute_optimal
 
-    j = _joint(table, n_col, d_col, y_col, n_boot, level, seed)
+    j = _joint(table, n_col, d_col, where, y_col, n_boot, level, seed)
     a = compute_optimal(j, budget, flops_per_unit)
     if as_json:
         click.echo(json.dumps({"budget": budget, "params": a.n, "params_band": list(a.n_band), "data": a.d,

@@ -50,6 +50,23 @@ class Table:
             out.append(value)
         return np.array(out)
 
+    def where(self, conditions: tuple[str, ...] = ()) -> "Table":
+        """The rows where every ``COLUMN=VALUE`` condition holds (values compared as text, numbers as numbers)."""
+        rows = self.rows
+        for condition in conditions:
+            column, sep, value = condition.partition("=")
+            column, value = column.strip(), value.strip()
+            if not sep or not column:
+                raise ScalingDataError(f"--where {condition!r}: expected COLUMN=VALUE, e.g. architecture=painn")
+            self.require(column)
+            kept = [r for r in rows if _same(r[column], value)]
+            if not kept:
+                present = sorted({r[column] for r in rows})
+                raise ScalingDataError(f"{self.path}: no row with {column} = {value!r} (it has "
+                                       f"{', '.join(present[:12])}{', ...' if len(present) > 12 else ''})")
+            rows = kept
+        return Table(self.path, self.columns, rows)
+
     def groups(self, column: str | None) -> dict[str, list[dict[str, str]]]:
         """Rows by the value of ``column`` (all rows under "all" when None), in order of appearance."""
         if column is None:
@@ -61,7 +78,16 @@ class Table:
         return out
 
 
-def read_table(path: str | Path) -> Table:
+def _same(text: str, value: str) -> bool:
+    if text == value:
+        return True
+    try:
+        return float(text) == float(value)
+    except ValueError:
+        return False
+
+
+def read_table(path: str | Path, where: tuple[str, ...] = ()) -> Table:
     """Read a results CSV (UTF-8, a header row); one-line errors for a missing, empty or binary file."""
     path = Path(path)
     if not path.is_file():
@@ -79,4 +105,4 @@ def read_table(path: str | Path) -> Table:
             for n, row in enumerate(reader, start=2) if any((v or "").strip() for v in row.values() if isinstance(v, str))]
     if not rows:
         raise ScalingDataError(f"{path} has a header but no rows")
-    return Table(path, columns, rows)
+    return Table(path, columns, rows).where(where)

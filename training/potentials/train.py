@@ -85,7 +85,8 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
     module = PotentialModule(config, lr=run["lr"], schedule=run.get("schedule", "plateau"))
     if start is not None:
         module.model.load_state_dict(start.state_dict())
-    trainer, clock = fit(module, data, run, out, callbacks, inference_mode=False)
+    trainer, clock = fit(module, data, run, out, callbacks, inference_mode=False,
+                         check_val_every_n_epoch=run.get("val_every", 1))
     if trainer.interrupted or not trainer.is_global_zero:
         return None
     errors = test_errors(module.model, data.test_set)
