@@ -10,52 +10,29 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from chemzoo.errors import ChecksumError, ChemzooError, InvalidMoleculeError, OfflineError, UnknownModelError
-from chemzoo.registry import ModelEntry, default_model, list_models
+from chemzoo.loading import check_device, list_models
+from chemzoo.registry import ModelEntry, default_model
 
 __version__ = "0.1.0"
 __all__ = ["list_models", "load", "sample", "score", "calculator", "default_model", "ModelEntry", "ChemzooError",
            "UnknownModelError", "ChecksumError", "OfflineError", "InvalidMoleculeError"]
 
 
-def load(name_or_path: str | os.PathLike | None = None, device: str = "cpu"):
-    """Load a model by registry name, local folder or hub repo id (default: the bundled ChemGPT).
+def load(name_or_path: str | os.PathLike | None = None, device: str = "cpu", dtype: str | None = None,
+         family: str | None = None):
+    """Load a model by registry name, local folder or hub repo id (default: the bundled ChemGPT), either family.
 
     Resolution order for a registered name: bundled in the package, then the Hugging Face cache
-    (``HF_HUB_OFFLINE=1`` honoured), then a download; registered sha256 checksums are verified.
+    (``HF_HUB_OFFLINE=1`` honoured), then a download; checksums are verified. ``dtype``: float32
+    (default), bfloat16 or float16 for a ChemGPT, float32 or float64 for a potential; ``family``
+    ("chemgpt", "potential") refuses another family's model with a one-line error.
     """
-    from chemzoo.hub import resolve
-    from chemzoo.lm.model import load_chemgpt
+    from chemzoo.loading import load as _load
 
-    from chemzoo.potentials.model import MODEL_TYPE, Potential
-
-    check_device(device)
-    folder, entry = resolve(name_or_path or default_model("chemgpt").name)
-    if not (folder / "config.json").is_file():
-        raise ChemzooError(f"{folder} has no config.json: not a model folder (a chemzoo or Hugging Face checkpoint "
-                           "holds config.json and model.safetensors)")
-    config = json.loads((folder / "config.json").read_text())
-    family = entry.family if entry else {"gpt_neo": "chemgpt", MODEL_TYPE: "potential"}.get(config.get("model_type"))
-    if family == "chemgpt":
-        return load_chemgpt(folder, device=device)
-    if family == "potential":
-        return Potential.from_pretrained(folder, device=device)
-    raise ChemzooError(f"{folder} holds no model chemzoo can load (config.json model_type {config.get('model_type')!r})")
-
-
-def check_device(device) -> None:
-    """A one-line error for a device this machine does not have (e.g. "cuda" without a GPU)."""
-    import torch
-
-    kind = str(device).split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ChemzooError(f"device {device!r} asked for, but torch sees no CUDA GPU here (torch {torch.__version__}); "
-                           "use device='cpu'")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise ChemzooError(f"device {device!r} asked for, but MPS is not available here; use device='cpu'")
+    return _load(name_or_path, family, device, dtype)
 
 
 def calculator(name_or_path: str | os.PathLike | None = None, device: str = "cpu", dtype: str = "float32", **kwargs):
@@ -79,21 +56,18 @@ def calculator(name_or_path: str | os.PathLike | None = None, device: str = "cpu
 def _chemgpt(model):
     from chemzoo.lm.model import ChemGPT
 
-    if isinstance(model, ChemGPT):
-        return model
-    loaded = load(model)
-    if not isinstance(loaded, ChemGPT):
-        raise ChemzooError(f"{model} is a {type(loaded).__name__}, not a ChemGPT; sample() and score() need a language "
-                           "model (chemzoo.list_models('chemgpt'))")
-    return loaded
+    return model if isinstance(model, ChemGPT) else load(model, family="chemgpt")
 
 
 def sample(model=None, n: int = 100, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           seed: int = 0, batch_size: int = 512, max_length: int | None = None, progress: bool = False):
-    """Sample ``n`` molecules from a ChemGPT (a loaded model or a name); see ``chemzoo.lm.sampler.sample``."""
+           seed: int = 0, batch_size: int = 512, max_length: int | None = None, progress: bool = False,
+           log_likelihood: bool = False):
+    """Sample ``n`` molecules from a ChemGPT (a loaded model or a name), with ``log_likelihood`` each one's
+    log-likelihood as sampled (nats); see ``chemzoo.lm.sampler.sample``."""
     from chemzoo.lm.sampler import sample as _sample
 
-    return _sample(_chemgpt(model), n, temperature, top_k, top_p, seed, batch_size, max_length, progress)
+    return _sample(_chemgpt(model), n, temperature, top_k, top_p, seed, batch_size, max_length, progress,
+                   log_likelihood)
 
 
 def score(model, smiles: list[str], batch_size: int = 256, progress: bool = False, strip_stereo: bool = False):

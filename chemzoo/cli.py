@@ -20,6 +20,7 @@ import click
 
 from chemzoo.errors import ChemzooError
 from chemzoo.files import write_atomically
+from chemzoo.loading import FAMILIES
 
 
 def human(n: float) -> str:
@@ -125,14 +126,9 @@ def read_smiles_column(path: Path, column: str | None = None) -> list[tuple[int,
 
 def load_chemgpt_or_explain(name):
     """A ChemGPT by name or folder; a one-line error when the name is another family's model."""
-    import chemzoo
-    from chemzoo.lm.model import ChemGPT
+    from chemzoo.loading import load
 
-    model = chemzoo.load(name)
-    if not isinstance(model, ChemGPT):
-        raise ChemzooError(f"{name} is a potential, not a language model; sample and score need a ChemGPT "
-                           "(`chemzoo models --family chemgpt` lists them)")
-    return model
+    return load(name, family="chemgpt")
 
 
 def _overwrite_option(f):
@@ -154,15 +150,15 @@ def main():
 
 
 @main.group(invoke_without_command=True)
-@click.option("--family", type=click.Choice(["chemgpt", "potential"]), default=None, help="Only this family.")
+@click.option("--family", type=click.Choice(list(FAMILIES)), default=None, help="Only this family.")
 @click.pass_context
 def models(ctx, family):
     """List registered models: name, family, parameters, training set size, where it is."""
     if ctx.invoked_subcommand is not None:
         return
-    from chemzoo.registry import list_models
+    from chemzoo.loading import list_models, source
 
-    rows = [(e.name, e.family, human(e.params), human(e.n_train), e.source) for e in list_models(family)]
+    rows = [(e.name, e.family, human(e.params), human(e.n_train), source(e)) for e in list_models(family)]
     header = ("name", "family", "params", "n_train", "source")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
@@ -173,15 +169,17 @@ def models(ctx, family):
 @click.argument("name")
 def models_info(name):
     """Print a registered model's card summary."""
+    from chemzoo.loading import source
     from chemzoo.registry import get_entry, unknown_model
 
     entry = get_entry(name)
     if entry is None:
         raise unknown_model(name)
     click.echo(f"{entry.name}  ({entry.family}, {entry.params:,} parameters)")
-    click.echo(f"  training data : {entry.training_data} ({entry.n_train:,} {'molecules' if entry.family == 'chemgpt' else 'structures'})")
+    click.echo(f"  training data : {entry.training_data} ({entry.n_train:,} {FAMILIES[entry.family].data_unit})")
     click.echo(f"  hub repo      : {entry.hub_repo}@{entry.revision}")
-    click.echo(f"  where         : {entry.source}" + (f" ({entry.bundled_dir})" if entry.source == "bundled" else ""))
+    where = source(entry)
+    click.echo(f"  where         : {where}" + (f" ({entry.bundled_dir})" if where == "bundled" else ""))
     for key, value in entry.extra.items():
         click.echo(f"  {key:<14}: {value}")
     if entry.description:
@@ -198,7 +196,7 @@ def models_info(name):
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Most tokens per molecule [default: the model's].")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="out.smi (one SMILES a line) or out.csv (smiles, selfies, valid, novel).")
+              help="out.smi (one SMILES a line) or out.csv (smiles, selfies, valid, novel, log_likelihood as sampled).")
 @_overwrite_option
 def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_length, output, overwrite):
     """Sample molecules from a ChemGPT and write canonical SMILES."""
@@ -210,15 +208,17 @@ def sample(model_name, n, temperature, top_k, top_p, seed, batch_size, max_lengt
     for path in (output, output.with_name(output.name + ".json")):
         check_writable(path, overwrite)
     gpt = load_chemgpt_or_explain(model_name)
-    result = chemzoo.sample(gpt, n, temperature, top_k, top_p, seed, batch_size, max_length, progress=True)
+    as_table = output.suffix.lower() == ".csv"
+    result = chemzoo.sample(gpt, n, temperature, top_k, top_p, seed, batch_size, max_length, progress=True,
+                            log_likelihood=as_table)
     valid = [s for s in result.smiles if s is not None]
     novel = ~gpt.in_training_set(valid) if gpt.training_hashes is not None else None
-    if output.suffix.lower() == ".csv":
-        rows = [["smiles", "selfies", "valid", "novel"]]
+    if as_table:  # log_likelihood: nats, the model at temperature 1 on the tokens as sampled
+        rows = [["smiles", "selfies", "valid", "novel", "log_likelihood"]]
         novel_iter = iter(novel) if novel is not None else None
-        for smi, sel in zip(result.smiles, result.selfies):
+        for smi, sel, ll in zip(result.smiles, result.selfies, result.log_likelihood):
             nov = "" if smi is None or novel_iter is None else int(next(novel_iter))
-            rows.append([smi or "", sel, int(smi is not None), nov])
+            rows.append([smi or "", sel, int(smi is not None), nov, f"{ll:.4f}"])
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(rows)
         write_atomically(output, buf.getvalue())

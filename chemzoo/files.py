@@ -7,8 +7,14 @@ Streams that must grow while a run goes on (an MD trajectory and its log) are fl
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
+
+METADATA_FILE = "chemzoo.json"  # chemzoo's record beside every checkpoint: training metadata and checksums
+CHECKSUMMED = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+               "training_set.npy")  # what a model is computed from (the card and the metadata are not)
 
 
 def write_atomically(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -37,3 +43,20 @@ def save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_metadata(folder: str | os.PathLike, metadata: dict) -> Path:
+    """Write ``chemzoo.json`` beside a checkpoint's files with the sha256 of each file the model is computed
+    from (``checksums``), so that loading the folder anywhere later can tell a corrupt or modified file."""
+    folder = Path(folder)
+    record = {k: v for k, v in metadata.items() if k != "checksums"}
+    record["checksums"] = {name: sha256(folder / name) for name in CHECKSUMMED if (folder / name).is_file()}
+    return write_atomically(folder / METADATA_FILE, json.dumps(record, indent=2) + "\n")

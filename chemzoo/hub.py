@@ -6,7 +6,6 @@ are verified wherever they came from; only safetensors weights are ever loaded.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import warnings
@@ -16,6 +15,7 @@ import huggingface_hub
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
 from chemzoo.errors import ChecksumError, OfflineError
+from chemzoo.files import METADATA_FILE, sha256
 from chemzoo.registry import ModelEntry, get_entry, unknown_model
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -67,14 +67,6 @@ def download(repo_id: str, revision: str = "main") -> Path:
     return Path(path)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(folder: Path, files: dict[str, str]) -> None:
     """Check every file against its registered sha256; the error names the first bad file."""
     for name, expected in files.items():
@@ -91,7 +83,7 @@ def verify_copy_of_registered(folder: Path) -> None:
     weights and config (sha256): a corrupt copy would otherwise load and give silently wrong numbers."""
     import json
 
-    meta_file = folder / "chemzoo.json"
+    meta_file = folder / METADATA_FILE
     try:
         name = json.loads(meta_file.read_text()).get("name") if meta_file.is_file() else None
     except (ValueError, OSError):
@@ -105,6 +97,24 @@ def verify_copy_of_registered(folder: Path) -> None:
             raise ChecksumError(f"{folder / file} differs from the registered {entry.name}'s (sha256): the copy is corrupt "
                                 f"or was modified; use the registered name {entry.name!r}, or if you changed it on "
                                 "purpose give it another name in its chemzoo.json")
+
+
+def verify_manifest(folder: Path) -> None:
+    """The files of a local folder against the checksums chemzoo wrote beside them (``chemzoo.json``)."""
+    import json
+
+    meta_file = folder / METADATA_FILE
+    try:
+        checksums = json.loads(meta_file.read_text()).get("checksums") if meta_file.is_file() else None
+    except (ValueError, OSError, AttributeError):
+        raise ChecksumError(f"{meta_file} is not readable JSON: the folder is corrupt; restore it") from None
+    for name, expected in (checksums or {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise ChecksumError(f"{path} is missing (its checksum is in {meta_file}); restore the folder")
+        if sha256(path) != expected:
+            raise ChecksumError(f"{path} does not match the checksum chemzoo wrote beside it in {METADATA_FILE}: the file "
+                                "is corrupt or was modified after training; restore it from where it came")
 
 
 def check_finite_weights(tensors, path: Path, limit: float = 1e6) -> None:
@@ -161,6 +171,7 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelEntry | None]:
     bare_name = os.sep not in text and not text.startswith((".", "~"))
     if path.is_dir() and not (entry is not None and bare_name):
         verify_copy_of_registered(path)
+        verify_manifest(path)
         return _check_weights(path, text), None
     if entry is not None:  # a registered name wins over a same-named folder here (which has no checksums)
         if path.is_dir():

@@ -2,7 +2,8 @@
 
 Entries live in ``registry.json`` beside this file, so a size ladder is a list of rows, not code.
 A model is *bundled* (shipped in the wheel under ``chemzoo/checkpoints/<name>``), *cached* (in the
-Hugging Face cache) or on the *hub* (downloaded on first use).
+Hugging Face cache) or on the *hub* (downloaded on first use). This module is data only: finding,
+checking and loading a model is ``chemzoo.loading``'s (and ``chemzoo.hub``'s) work.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from chemzoo.errors import UnknownModelError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REGISTRY_FILE = PACKAGE_DIR / "registry.json"
-FAMILIES = ("chemgpt", "potential")
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,6 @@ class ModelEntry:
     def bundled_dir(self) -> Path:
         return PACKAGE_DIR / "checkpoints" / self.name
 
-    @property
-    def source(self) -> str:
-        """Where the model is now: ``bundled``, ``cached`` (Hugging Face cache) or ``hub``."""
-        from chemzoo.hub import cached_snapshot
-
-        if self.bundled and self.bundled_dir.is_dir():
-            return "bundled"
-        return "cached" if cached_snapshot(self.hub_repo, self.revision) else "hub"
-
 
 @lru_cache(maxsize=1)
 def _entries() -> dict[str, ModelEntry]:
@@ -57,16 +48,18 @@ def _entries() -> dict[str, ModelEntry]:
     return {row["name"]: ModelEntry(**row) for row in rows}
 
 
-def list_models(family: str | None = None) -> list[ModelEntry]:
-    """Registered models, optionally of one family (``"chemgpt"`` or ``"potential"``), smallest first."""
-    if family is not None and family not in FAMILIES:
-        raise UnknownModelError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+def registered(family: str | None = None) -> list[ModelEntry]:
+    """Registered models, optionally of one family, smallest first (``chemzoo.list_models`` checks the family)."""
     rows = [e for e in _entries().values() if family in (None, e.family)]
     return sorted(rows, key=lambda e: (e.family, e.params, e.name))
 
 
 def default_model(family: str = "chemgpt") -> ModelEntry:
-    return next(e for e in list_models(family) if e.default)
+    """The family's default model."""
+    found = next((e for e in registered(family) if e.default), None)
+    if found is None:
+        raise UnknownModelError(f"no default model for family {family!r}")
+    return found
 
 
 def close_matches(name: str, n: int = 3) -> list[str]:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import chemzoo
 from chemzoo.cli import main
-from chemzoo.errors import ChemzooError
+from chemzoo.errors import ChemzooError, InvalidSettingError
 
 from .helpers import one_line_error
 
@@ -49,11 +49,23 @@ CASES = [
     (["md", "--structure", "silicon.xyz", "-o", "t.extxyz"], ["element(s) Si not supported", "H C N O F S Cl Br"], [],
      ["t.extxyz", "t.csv"]),
     (["md", "--smiles", "CCO", "--temperature", "1e9", "-o", "t.extxyz"], ["--temperature"], [], ["t.extxyz"]),
-    (["md", "-m", "chemgpt-2.7m-moses", "--smiles", "CCO", "-o", "t.extxyz"], ["is not a chemzoo potential"], [],
+    (["md", "-m", "chemgpt-2.7m-moses", "--smiles", "CCO", "-o", "t.extxyz"], ["is a language model (ChemGPT), not a potential"], [],
      ["t.extxyz", "t.csv"]),
     (["md", "--smiles", "CCO", "-o", "old.extxyz"], ["old.extxyz exists; pass --overwrite"], ["old.extxyz"],
      ["old.extxyz.csv", "old.csv"]),
     (["md", "--smiles", "CCO", "-o", "in.smi"], ["use a .extxyz (or .xyz) file name"], ["in.smi"], []),
+    (["sample", "-n", "2", "--top-p", "nan", "-o", "s.smi"], ["'nan' is not a finite number"], [], ["s.smi"]),
+    (["sample", "-n", "2", "--seed", "12345678901234567890123", "-o", "s.smi"], ["seed must be in [0, 2^63)"], [],
+     ["s.smi"]),
+    (["sample", "-m", "no_config", "-n", "2", "-o", "s.smi"], ["no_config has no config.json"], [], ["s.smi"]),
+    (["sample", "-m", "truncated", "-n", "2", "-o", "s.smi"], ["truncated/model.safetensors", "truncated or corrupt"],
+     [], ["s.smi"]),
+    (["sample", "-m", "models/chemgpt-2.7m-mosse", "-n", "2", "-o", "s.smi"], ["no folder models/chemgpt-2.7m-mosse here",
+     "a mistyped path?"], [], ["s.smi"]),
+    (["score", "-m", "painn-xtb-moses-53k", "in.smi"], ["is a potential, not a language model"], [], []),
+    (["md", "--smiles", "[Cl-]", "-o", "t.extxyz"], ["net charge of -1"], [], ["t.extxyz"]),
+    (["md", "--smiles", "[CH3]", "-o", "t.extxyz"], ["1 unpaired electron(s)", "closed-shell"], [], ["t.extxyz"]),
+    (["md", "--smiles", "CCO", "--timestep", "nan", "-o", "t.extxyz"], ["'nan' is not a finite number"], [], ["t.extxyz"]),
     (["scaling", "fit", "in.smi"], ["no column 'params'"], [], []),
     (["models", "info", "ChemGPT-4.8M"], ["did you mean ChemGPT-4.7M"], [], []),
 ]
@@ -61,11 +73,22 @@ CASES = [
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
+    import shutil
+
+    from chemzoo.registry import PACKAGE_DIR
+
     for name, text in FILES.items():
         if text is None:
             (tmp_path / name).write_bytes("CCO\n".encode("utf-16"))
         else:
             (tmp_path / name).write_text(text)
+    (tmp_path / "no_config").mkdir()  # a folder that is not a model
+    (tmp_path / "no_config" / "model.safetensors").write_bytes(b"")
+    truncated = shutil.copytree(PACKAGE_DIR / "checkpoints" / "chemgpt-34.5k-moses-100k", tmp_path / "truncated")
+    weights = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    (truncated / "chemzoo.json").write_text('{"name": "truncated", "family": "chemgpt"}')  # no checksums: the read fails
+    (tmp_path / "models").mkdir()  # so that models/<typo> reads as a mistyped path, not a hub id
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -80,6 +103,36 @@ def test_bad_command_line_input(workdir, args, fragments, unchanged, absent):
     for name in absent:
         assert not (workdir / name).exists(), f"{name} was left behind"
     assert not list(workdir.glob(".*.tmp*")), "a temporary file was left behind"
+
+
+API_CASES = [  # (call, exception type, message fragment)
+    (lambda: chemzoo.sample(n=2.5), InvalidSettingError, "number of molecules must be a whole number, got 2.5"),
+    (lambda: chemzoo.score(None, ["CCO"], batch_size=0), InvalidSettingError, "batch_size must be a positive integer"),
+    (lambda: chemzoo.score(None, "CCO"), TypeError, "score() takes a list of SMILES; for one molecule use"),
+    (lambda: chemzoo.load("ChemGPT-4.8M"), ChemzooError, "did you mean ChemGPT-4.7M"),
+    (lambda: chemzoo.calculator("chemgpt-2.7m-moses"), ChemzooError,
+     "chemgpt-2.7m-moses is a language model (ChemGPT), not a potential; `chemzoo models --family potential`"),
+    (lambda: chemzoo.sample("painn-xtb-moses-53k", n=2), ChemzooError, "is a potential, not a language model (ChemGPT)"),
+    (lambda: chemzoo.load("painn-xtb-moses-53k", dtype="bfloat16"), ChemzooError,
+     "dtype 'bfloat16' is not one a potential runs in; use float32, float64"),
+    (lambda: chemzoo.list_models("proteins"), ChemzooError, "unknown family 'proteins'; choose one of chemgpt, potential"),
+    (lambda: chemzoo.calculator(dtype="float16"), ChemzooError, "cannot run in float16; it supports float32, float64"),
+    (lambda: chemzoo.calculator(charge=1), ChemzooError, "trained on neutral closed-shell molecules"),
+]
+
+
+@pytest.mark.parametrize("call, kind, fragment", API_CASES, ids=[str(k) for k in range(len(API_CASES))])
+def test_bad_python_api_input(call, kind, fragment):
+    """Each a one-line error of the right type (chemzoo's setting errors are also ValueErrors)."""
+    with pytest.raises(kind) as info:
+        call()
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_asked_for_where_there_is_none_is_named():
+    with pytest.raises(ChemzooError, match=r"device 'cuda:7' asked for, but torch sees no CUDA GPU here"):
+        chemzoo.load(device="cuda:7")
 
 
 def test_atomic_writes_keep_the_old_file_when_writing_fails(tmp_path):
@@ -177,3 +230,50 @@ def test_any_smiles_text_builds_a_neutral_molecule_or_a_chemzoo_error(text):
     except ChemzooError:
         return
     assert len(atoms) > 0 and np.isfinite(atoms.positions).all()
+
+
+def test_a_local_folder_is_checked_against_the_checksums_written_beside_it(tmp_path):
+    """Every checkpoint chemzoo writes carries sha256 of its files in chemzoo.json; a changed file is named."""
+    import json
+    import shutil
+
+    from chemzoo.errors import ChecksumError
+    from chemzoo.registry import PACKAGE_DIR
+
+    folder = tmp_path / "my-potential"
+    shutil.copytree(PACKAGE_DIR / "checkpoints" / "painn-12.1k-xtb-moses-30k", folder)
+    meta = json.loads((folder / "chemzoo.json").read_text())
+    meta["name"] = "my-potential"  # not a copy of a registered model: only its own manifest protects it
+    (folder / "chemzoo.json").write_text(json.dumps(meta))
+    assert chemzoo.calculator(str(folder)) is not None
+    config = json.loads((folder / "config.json").read_text())
+    config["cutoff"] = 4.0  # a plausible, silently wrong edit
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ChecksumError, match=r"config.json does not match the checksum chemzoo wrote beside it"):
+        chemzoo.calculator(str(folder))
+    (folder / "config.json").unlink()
+    with pytest.raises(ChecksumError, match=r"config.json is missing \(its checksum is in"):
+        chemzoo.calculator(str(folder))
+
+
+def test_finite_but_wrong_weights_are_caught_by_a_reference_molecule(tmp_path):
+    """A folder without checksums whose weights were scaled (finite, within the absurd-value limit) is refused
+    on load: its methanol energy is implausible."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from chemzoo.errors import ChecksumError
+    from chemzoo.registry import PACKAGE_DIR
+
+    folder = tmp_path / "tampered"
+    shutil.copytree(PACKAGE_DIR / "checkpoints" / "schnet-4.5k-xtb-moses-30k", folder)
+    (folder / "chemzoo.json").write_text(json.dumps({"name": "tampered", "family": "potential"}))  # no checksums
+    weights = load_file(folder / "model.safetensors")
+    last = [k for k in weights if weights[k].is_floating_point() and weights[k].dim() == 2][-1]
+    weights[last] = weights[last] * 2000.0
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ChecksumError, match=r"tampered: the model gives methanol an energy of .* eV/atom from its "
+                                            r"reference energies\); its weights or config are corrupt"):
+        chemzoo.calculator(str(folder))

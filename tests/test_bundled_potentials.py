@@ -16,7 +16,8 @@ from ase import Atoms
 from ase.io import read
 
 import chemzoo
-from chemzoo.registry import PACKAGE_DIR, list_models
+from chemzoo.loading import list_models
+from chemzoo.registry import PACKAGE_DIR
 from training.potentials.dataset import load_dataset
 
 DATA = Path(__file__).parent / "data"

@@ -56,7 +56,7 @@ def test_sample_to_csv_has_selfies_and_novelty(run, tmp_path):
     out = tmp_path / "mols.csv"
     assert run("sample", "-n", 10, "-o", out).exit_code == 0
     rows = list(csv.DictReader(open(out)))
-    assert len(rows) == 10 and set(rows[0]) == {"smiles", "selfies", "valid", "novel"}
+    assert len(rows) == 10 and set(rows[0]) == {"smiles", "selfies", "valid", "novel", "log_likelihood"}
     assert all(r["selfies"].startswith("[") and r["valid"] == "1" and r["novel"] in {"0", "1"} for r in rows)
 
 
@@ -220,12 +220,28 @@ def test_a_potential_given_to_sample_or_score_is_named(run, tmp_path):
 
 
 def test_unexpected_errors_print_one_line(run, tmp_path, monkeypatch):
-    import chemzoo
+    import chemzoo.loading
 
     def boom(*args, **kwargs):
         raise RuntimeError("first line\nsecond line\nthird line")
 
-    monkeypatch.setattr(chemzoo, "load", boom)
+    monkeypatch.setattr(chemzoo.loading, "load", boom)
     result = run("sample", "-n", "2", "-o", str(tmp_path / "x.smi"))
     one_line_error(result, "unexpected RuntimeError: first line (set CHEMZOO_DEBUG=1 for the traceback)")
     assert "second line" not in result.output
+
+
+def test_sample_writes_each_molecules_log_likelihood_as_sampled(run, tmp_path):
+    """The CSV's log_likelihood is the model's on the sampled tokens: where the sampled SELFIES is the canonical
+    one, `score` (which scores the canonical SELFIES) gives the same number."""
+    from chemzoo.lm.molecules import smiles_to_selfies
+
+    out = tmp_path / "s.csv"
+    assert run("sample", "-n", "12", "--seed", "5", "-o", out).exit_code == 0
+    rows = [r for r in csv.DictReader(open(out)) if r["valid"] == "1"]
+    assert all(float(r["log_likelihood"]) < 0 for r in rows)
+    scored = {r["smiles"]: float(r["log_likelihood"]) for r in csv.DictReader(io.StringIO(run("score", out).stdout))}
+    same = [r for r in rows if smiles_to_selfies(r["smiles"]) == r["selfies"]]
+    assert len(same) >= 3
+    for r in same:
+        assert float(r["log_likelihood"]) == pytest.approx(scored[r["smiles"]], abs=2e-3)

@@ -9,9 +9,11 @@ import torch
 from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
 import chemzoo
+from chemzoo.loading import source
 from chemzoo.errors import ChecksumError, OfflineError, UnknownModelError
 from chemzoo.hub import resolve, resolve_entry
-from chemzoo.registry import default_model, get_entry, list_models
+from chemzoo.loading import list_models, source
+from chemzoo.registry import default_model, get_entry
 
 from .conftest import REFERENCE_TOKENIZER
 
@@ -41,7 +43,7 @@ def not_bundled(entry):
 
 def test_list_models_has_the_bundled_default():
     entry = default_model("chemgpt")
-    assert entry.source == "bundled" and entry.family == "chemgpt"
+    assert source(entry) == "bundled" and entry.family == "chemgpt"
     assert entry.files and all(len(h) == 64 for h in entry.files.values())
     assert {e.name for e in list_models("chemgpt")} >= {entry.name, "ChemGPT-4.7M", "ChemGPT-19M", "ChemGPT-1.2B"}
     assert all(e.family == "chemgpt" for e in list_models("chemgpt"))
@@ -52,7 +54,7 @@ def test_list_models_has_the_bundled_default():
 def test_registered_model_resolves_from_the_hub_cache_when_not_bundled(hub_env):
     entry = not_bundled(default_model())
     snap = lay_out_as_hub_cache(hub_env, entry.hub_repo, default_model().bundled_dir)
-    assert entry.source == "cached"
+    assert source(entry) == "cached"
     assert resolve_entry(entry) == snap
     folder, _ = resolve(entry.hub_repo)  # the hub repo id works as well
     assert folder == snap
@@ -60,7 +62,7 @@ def test_registered_model_resolves_from_the_hub_cache_when_not_bundled(hub_env):
 
 def test_offline_with_nothing_cached_names_the_variable_the_cache_and_the_repo(hub_env):
     entry = not_bundled(default_model())
-    assert entry.source == "hub"
+    assert source(entry) == "hub"
     with pytest.raises(OfflineError) as err:
         resolve_entry(entry)
     msg = str(err.value)
@@ -142,10 +144,11 @@ def test_corrupt_or_truncated_local_weights_are_refused_naming_the_file(tmp_path
     (copy / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(ChecksumError, match=r"copy/model.safetensors differs from the registered painn-xtb-moses-53k's"):
         chemzoo.calculator(copy)
-    for name in ("painn-xtb-moses-53k", "chemgpt-2.7m-moses"):  # unregistered folders: the weights themselves
-        folder = tmp_path / name
+    for name in ("painn-xtb-moses-53k", "chemgpt-2.7m-moses"):  # unregistered folders with no checksums (made
+        folder = tmp_path / name                                  # elsewhere): the weights themselves are checked
         shutil.copytree(get_entry(name).bundled_dir, folder)
         meta = json.loads((folder / "chemzoo.json").read_text())
+        meta.pop("checksums")  # tests/test_bad_inputs.py checks the checksums chemzoo writes
         (folder / "chemzoo.json").write_text(json.dumps({**meta, "name": f"my-{name}"}))
         weights = folder / "model.safetensors"
         data = bytearray(weights.read_bytes())
@@ -190,5 +193,27 @@ def test_folder_mistakes_and_a_missing_gpu_are_one_line_errors(tmp_path, monkeyp
             chemzoo.calculator(device="cuda")
         with pytest.raises(chemzoo.ChemzooError, match="device 'cuda' asked for"):
             chemzoo.load(device="cuda")
-    with pytest.raises(chemzoo.ChemzooError, match="painn-xtb-moses-53k is a Potential, not a ChemGPT"):
+    with pytest.raises(chemzoo.ChemzooError, match="painn-xtb-moses-53k is a potential, not a language model"):
         chemzoo.sample("painn-xtb-moses-53k", n=2)
+
+
+def test_one_loader_one_family_table_and_no_import_cycle():
+    """Every family's loader is one row of chemzoo.loading.FAMILIES; the registry is data (imports no hub code);
+    chemzoo.load takes the same options for both families."""
+    import ast
+    import inspect
+
+    import chemzoo.registry
+    from chemzoo.lm.model import ChemGPT
+    from chemzoo.loading import FAMILIES
+    from chemzoo.potentials.model import MODEL_TYPE, Potential
+
+    assert FAMILIES["potential"].model_types == (MODEL_TYPE,) and sorted(FAMILIES) == ["chemgpt", "potential"]
+    tree = ast.parse(inspect.getsource(chemzoo.registry))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert {m for m in imported if m.startswith("chemzoo")} == {"chemzoo.errors"}  # no hub, no loading: data only
+    gpt = chemzoo.load("chemgpt-34.5k-moses-100k", device="cpu", dtype="bfloat16")
+    assert isinstance(gpt, ChemGPT) and next(gpt.model.parameters()).dtype == torch.bfloat16
+    pot = chemzoo.load("painn-12.1k-xtb-moses-30k", device="cpu", dtype="float64")
+    assert isinstance(pot, Potential) and next(pot.parameters()).dtype == torch.float64
+    assert chemzoo.list_models("potential") == [e for e in chemzoo.list_models() if e.family == "potential"]

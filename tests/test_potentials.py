@@ -12,6 +12,7 @@ from scipy.spatial.transform import Rotation
 
 import chemzoo
 from chemzoo.errors import ChemzooError
+from chemzoo.loading import source
 from chemzoo.potentials.calculator import ChemzooCalculator, InvalidStructureError
 from chemzoo.potentials.model import Potential, PotentialConfig
 
@@ -151,7 +152,7 @@ def test_default_potential_is_registered_and_bundled():
     from chemzoo.registry import default_model
 
     entry = default_model("potential")  # its accuracy: tests/test_bundled_potentials.py
-    assert entry.source == "bundled" and entry.extra["elements"] == ELEMENTS and entry.extra["cutoff"] == 5.0
+    assert source(entry) == "bundled" and entry.extra["elements"] == ELEMENTS and entry.extra["cutoff"] == 5.0
     assert chemzoo.calculator().model_name == entry.name
 
 

@@ -12,6 +12,8 @@ from string import Template
 
 import click
 
+from chemzoo.files import write_metadata
+
 CARDS = Path(__file__).resolve().parent.parent / "cards"
 EVALUATION_ROWS = {  # key in the evaluation -> label in the card
     "validity": "validity", "unique": "unique@10k", "novelty": "novelty (vs all of MOSES train)",
@@ -65,7 +67,7 @@ def main(checkpoint: Path, evaluation: Path | None):
     metadata = json.loads(meta_file.read_text())
     if evaluation:
         metadata["evaluation"] = json.loads(evaluation.read_text())
-        meta_file.write_text(json.dumps(metadata, indent=2) + "\n")
+        write_metadata(checkpoint, metadata)
     (checkpoint / "README.md").write_text(render_card(metadata["family"], metadata))
     click.echo(f"wrote {checkpoint / 'README.md'}")
 

@@ -289,6 +289,7 @@ def ladder_description(run: dict, row: dict) -> str:
 
 def register_sizes(runs: list[dict], runs_dir: Path, table: Path) -> list[str]:
     """Bundle and register the largest-data finished run of every model size (sha256 of each file)."""
+    from chemzoo.files import write_metadata
     from chemzoo.registry import PACKAGE_DIR
     from hub_upload.stage import registry_row, write_registry_row
     from training.cards import render_card
@@ -310,7 +311,7 @@ def register_sizes(runs: list[dict], runs_dir: Path, table: Path) -> list[str]:
         shutil.copytree(runs_dir / run["family"] / run["name"] / "checkpoint", target)
         meta = json.loads((target / "chemzoo.json").read_text())
         meta.update(name=name, run_name=run["name"], non_embedding_params=int(row["non_embedding_params"]))
-        (target / "chemzoo.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_metadata(target, meta)
         (target / "README.md").write_text(render_card(run["family"], meta))  # the card names the registered model
         entry = registry_row(target, name, bundled=True, default=False, description=ladder_description(run, row))
         entry["extra"]["non_embedding_params"] = int(row["non_embedding_params"])

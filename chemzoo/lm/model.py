@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from transformers import GenerationConfig, GPTNeoForCausalLM, PreTrainedTokenizerFast
 
-from chemzoo.files import write_atomically
+from chemzoo.files import METADATA_FILE, write_atomically, write_metadata
 from chemzoo.lm.tokenizer import CLS_ID, PAD_ID, SEP_ID, load_tokenizer
 
-METADATA_FILE = "chemzoo.json"
 TRAINING_SET_FILE = "training_set.npy"
 
 
@@ -51,8 +51,9 @@ class ChemGPT:
         return np.isin(h, self.training_hashes, assume_unique=False)
 
 
-def load_chemgpt(path: str | Path, device: str = "cpu") -> ChemGPT:
-    """Load a ChemGPT folder (ours or the published ``ncfrey/ChemGPT-*`` layout) from safetensors.
+def load_chemgpt(path: str | Path, device: str = "cpu", dtype: str = "float32") -> ChemGPT:
+    """Load a ChemGPT folder (ours or the published ``ncfrey/ChemGPT-*`` layout) from safetensors, in
+    ``dtype`` (float32, bfloat16 or float16).
 
     The published configs carry GPT-Neo's bos/eos id 50256, outside the 669-entry vocabulary; the
     tokenizer's [CLS]/[SEP] are the real start and end, so those are set on the loaded config.
@@ -67,7 +68,7 @@ def load_chemgpt(path: str | Path, device: str = "cpu") -> ChemGPT:
     model.config.bos_token_id, model.config.eos_token_id, model.config.pad_token_id = CLS_ID, SEP_ID, PAD_ID
     model.generation_config.bos_token_id, model.generation_config.eos_token_id = CLS_ID, SEP_ID
     model.generation_config.pad_token_id = PAD_ID
-    model.to(device).eval()
+    model.to(device=device, dtype=getattr(torch, dtype)).eval()
     meta_file = path / METADATA_FILE
     metadata = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     hashes_file = path / TRAINING_SET_FILE
@@ -85,10 +86,10 @@ def save_chemgpt(path: str | Path, model: GPTNeoForCausalLM, tokenizer: PreTrain
                                                do_sample=True, max_length=model.config.max_position_embeddings)
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
-    write_atomically(path / METADATA_FILE, json.dumps(metadata, indent=2) + "\n")
     if training_smiles is not None:
         hashes = np.unique(np.array([smiles_hash(s) for s in training_smiles], dtype=np.int64))
         np.save(path / TRAINING_SET_FILE, hashes, allow_pickle=False)
+    write_metadata(path, metadata)  # after every file it checksums
     if card is not None:
         write_atomically(path / "README.md", card)
     return path

@@ -29,13 +29,16 @@ from chemzoo.lm.tokenizer import CLS_ID, SEP_ID, SPECIAL_TOKENS, decode_selfies
 
 @dataclass
 class Samples:
-    """Sampled molecules: SELFIES, canonical SMILES (None where it decodes to nothing), timing."""
+    """Sampled molecules: SELFIES, canonical SMILES (None where it decodes to nothing), timing, and where
+    asked for, each one's log-likelihood as sampled (nats; the model at temperature 1 on the sampled tokens,
+    which may differ from ``score``'s, computed on the canonical SELFIES)."""
 
     selfies: list[str]
     smiles: list[str | None]
     num_tokens: int
     seconds: float
     settings: dict
+    log_likelihood: list[float] | None = None
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -312,12 +315,19 @@ class Sampler:
 
 def sample(chemgpt: ChemGPT, n: int, temperature: float = 1.0, top_k: int | None = None,
            top_p: float | None = None, seed: int = 0, batch_size: int = 512, max_length: int | None = None,
-           progress: bool = False) -> Samples:
-    """Sample ``n`` molecules; returns SELFIES and canonical SMILES (RDKit)."""
+           progress: bool = False, log_likelihood: bool = False) -> Samples:
+    """Sample ``n`` molecules; returns SELFIES and canonical SMILES (RDKit), and with ``log_likelihood``
+    each sequence's log-likelihood as sampled (one teacher-forced pass after sampling; not timed)."""
     settings = dict(n=n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, batch_size=batch_size,
                     max_length=max_length, model=chemgpt.name)
     start = time.perf_counter()
     ids = sample_tokens(chemgpt.model, n, temperature, top_k, top_p, seed, batch_size, max_length, progress)
     selfies = [decode_selfies(chemgpt.tokenizer, seq) for seq in ids]
     smiles = [selfies_to_smiles(s) for s in selfies]
-    return Samples(selfies, smiles, sum(len(s) + 1 for s in ids), time.perf_counter() - start, settings)
+    seconds = time.perf_counter() - start
+    lls = None
+    if log_likelihood:
+        from chemzoo.lm.scoring import sequence_log_likelihood
+
+        lls = sequence_log_likelihood(chemgpt, ids, batch_size)
+    return Samples(selfies, smiles, sum(len(s) + 1 for s in ids), seconds, settings, lls)

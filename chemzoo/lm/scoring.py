@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from chemzoo.errors import InvalidMoleculeError
+from chemzoo.errors import InvalidMoleculeError, InvalidSettingError
 from chemzoo.lm.model import ChemGPT
 from chemzoo.lm.molecules import canonical_smiles, smiles_to_selfies
-from chemzoo.lm.tokenizer import PAD_ID, out_of_vocabulary
+from chemzoo.lm.tokenizer import CLS_ID, PAD_ID, SEP_ID, out_of_vocabulary
 
 
 @dataclass
@@ -46,6 +46,21 @@ def _batch_log_likelihood(model, ids: list[list[int]]) -> list[float]:
     return (logp * mask[:, 1:].to(logp.device)).sum(1).tolist()
 
 
+def sequence_log_likelihood(chemgpt: ChemGPT, sequences: list[list[int]], batch_size: int = 256) -> list[float]:
+    """Log-likelihood (nats) under the model (temperature 1, no truncation of the distribution) of token
+    sequences as sampled (ids without [CLS]/[SEP], e.g. ``sample_tokens``'s): ``[CLS] ids [SEP]``, or
+    ``[CLS] ids`` for a sequence cut at the model's length."""
+    max_positions = chemgpt.model.config.max_position_embeddings
+    wrapped = [[CLS_ID, *ids, SEP_ID][:max_positions] for ids in sequences]
+    order = sorted(range(len(wrapped)), key=lambda k: len(wrapped[k]))  # similar lengths together
+    out = [0.0] * len(wrapped)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        for k, ll in zip(chunk, _batch_log_likelihood(chemgpt.model, [wrapped[k] for k in chunk])):
+            out[k] = ll
+    return out
+
+
 def score(chemgpt: ChemGPT, smiles: list[str], batch_size: int = 256, progress: bool = False,
           strip_stereo: bool = False) -> list[Score]:
     """Score every SMILES; invalid ones come back with ``error`` set instead of raising.
@@ -58,7 +73,7 @@ def score(chemgpt: ChemGPT, smiles: list[str], batch_size: int = 256, progress: 
     if isinstance(smiles, str):
         raise TypeError("score() takes a list of SMILES; for one molecule use score(model, [smiles])")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise InvalidSettingError(f"batch_size must be a positive integer, got {batch_size!r}")
     max_positions = chemgpt.model.config.max_position_embeddings
     rows = [Score(s) for s in smiles]
     todo: list[tuple[Score, list[int]]] = []

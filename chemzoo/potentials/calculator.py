@@ -9,7 +9,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from chemzoo.errors import ChemzooError
+from chemzoo.errors import ChecksumError, ChemzooError
 from chemzoo.potentials.graph import build_graph, neighbour_pairs
 from chemzoo.potentials.model import DTYPES, Potential
 
@@ -150,12 +150,37 @@ class ChemzooCalculator(Calculator):
 
 
 def calculator(name_or_path=None, device: str = "cpu", dtype: str = "float32", **kwargs) -> ChemzooCalculator:
-    """ASE calculator for a registered potential, a local folder or a hub repo id: resolve -> load -> wrap."""
-    from chemzoo.hub import resolve
-    from chemzoo.registry import default_model
+    """ASE calculator for a registered potential, a local folder or a hub repo id: locate -> load -> wrap."""
+    from chemzoo.loading import locate
 
-    folder, entry = resolve(name_or_path or default_model("potential").name)
-    calc = ChemzooCalculator(Potential.from_pretrained(folder, dtype=dtype, device=device), device, dtype, **kwargs)
+    folder, entry, family = locate(name_or_path, "potential")
+    calc = ChemzooCalculator(family.loader(folder, device, dtype), device, dtype, **kwargs)
     calc.model_name = entry.name if entry else folder.name
+    check_reference_molecule(calc, folder)
     return calc
+
+
+# a relaxed methanol (Å): every potential knows H, C and O
+REFERENCE = ("C", "O", "H", "H", "H", "H"), ((0.0, 0.0, 0.0), (1.42, 0.0, 0.0), (-0.36, 1.03, 0.0),
+                                             (-0.36, -0.51, 0.89), (-0.36, -0.51, -0.89), (1.74, 0.0, 0.91))
+MAX_BINDING = 5.0  # eV/atom: |E - sum of the per-element reference energies| of a sound model is ~1 eV/atom
+
+
+def check_reference_molecule(calc: ChemzooCalculator, folder) -> None:
+    """Refuse a model whose energy for a plain molecule is not finite or not plausible: weights that are
+    finite but wrong (a corrupt or tampered file, a wrong config) would otherwise give silent nonsense."""
+    from ase import Atoms
+
+    config = calc.potential.config
+    if not {1, 6, 8} <= set(config.elements):
+        return
+    atoms = Atoms(*REFERENCE[:1], positions=REFERENCE[1])
+    atoms.calc = calc
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    offset = sum(config.reference_energies[config.elements.index(z)] for z in atoms.numbers)
+    per_atom = abs(energy - offset) / len(atoms)
+    if not (np.isfinite(energy) and np.isfinite(forces).all() and per_atom < MAX_BINDING):
+        raise ChecksumError(f"{folder}: the model gives methanol an energy of {energy:.6g} eV ({per_atom:.3g} eV/atom from "
+                            "its reference energies); its weights or config are corrupt or were modified: restore them")
+    calc.reset()
 

@@ -21,6 +21,7 @@ import click
 import lightning as L
 import torch
 
+from chemzoo.files import write_metadata
 from chemzoo.potentials.model import ARCHITECTURES, Potential
 from training.cards import render_card
 from training.common import fit, start_run
@@ -57,7 +58,7 @@ def finish(out: Path, run: dict, model: Potential, n_train: int, wall_time_s: fl
                 "seed": run["seed"], "init": run.get("init") or "random initialisation",
                 "accelerator": run.get("accelerator", "cpu"), "test_errors": errors, "metrics": metrics, "run": run}
     folder = model.save_pretrained(out / "checkpoint")
-    (folder / "chemzoo.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    write_metadata(folder, metadata)
     (folder / "README.md").write_text(render_card("potential", metadata))
     return metrics
 
