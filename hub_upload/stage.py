@@ -10,6 +10,7 @@ The token is read by huggingface_hub (HF_TOKEN or ``hf auth login``) and never p
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -68,6 +69,11 @@ def main(folder, name, bundle, default, description, push):
     """Verify, register, bundle and (optionally) publish a checkpoint folder."""
     check_folder(folder)
     if bundle:
+        checkpoints = (REGISTRY_FILE.parent / "checkpoints").resolve()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or ".." in name \
+                or (checkpoints / name).resolve().parent != checkpoints:
+            raise click.BadParameter(f"{name!r} is not a plain model name (letters, digits, '.', '_', '-')",
+                                     param_hint="--name")
         size = sum(p.stat().st_size for p in folder.iterdir())
         if size > MAX_BUNDLED_BYTES:
             raise click.ClickException(f"{folder} is {size / 2**20:.1f} MiB; bundled checkpoints must stay under 20 MiB")

@@ -96,3 +96,27 @@ def test_every_bundled_card_re_renders_from_its_records(name):
     folder = PACKAGE_DIR / "checkpoints" / name
     meta = json.loads((folder / "chemzoo.json").read_text())
     assert render_card(meta["family"], meta) == (folder / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", [e.name for e in list_models() if e.bundled])
+def test_every_bundled_card_parses_with_huggingface_hub_and_reports_its_measured_metrics(name):
+    """ModelCard.load reads the front matter the library wrote; its model-index holds the records' numbers."""
+    from huggingface_hub import ModelCard
+
+    folder = PACKAGE_DIR / "checkpoints" / name
+    meta = json.loads((folder / "chemzoo.json").read_text())
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.license == "mit" and "chemzoo" in card.data.tags and card.data.model_name == name
+    values = {(r.dataset_type, r.metric_name): r.metric_value for r in card.data.eval_results}
+    if meta["family"] == "chemgpt":
+        assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-generation"
+        assert values[("moses", "Validation loss (nats/token)")] == pytest.approx(meta["metrics"]["val_loss"], abs=1e-4)
+        if meta.get("evaluation"):
+            assert values[("moses", "FCD/Test")] == pytest.approx(meta["evaluation"]["metrics"]["fcd"], abs=1e-4)
+    else:
+        assert card.data.library_name == "chemzoo" and meta["architecture"] in card.data.tags
+        errors = meta["test_errors"]
+        assert values[("xtb-moses", "Force MAE (meV/Å)")] == pytest.approx(errors["test_force_mae_meV_per_A"], abs=0.01)
+        assert values[("xtb-moses", "Energy MAE (meV/atom)")] == pytest.approx(errors["test_energy_mae_meV_per_atom"], abs=0.01)
+    for section in ("## Intended use", "## Limitations", "## Citation", "Neural scaling of deep chemical models"):
+        assert section in card.text

@@ -49,3 +49,59 @@ def test_dry_run_lists_files_and_never_prints_a_token(tmp_path, monkeypatch):
     assert REGISTRY_FILE_REAL.read_text() == real_registry  # the package's registry is untouched
     assert "would upload model.safetensors" in result.output and "chemzoo/chemgpt-copy" in result.output
     assert "hf_secret_token_value" not in result.output
+
+
+def test_bundle_never_touches_anything_outside_the_checkpoints_folder(tmp_path, monkeypatch):
+    import hub_upload.stage as stage
+
+    package = tmp_path / "pkg"
+    (package / "checkpoints").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    monkeypatch.setattr(stage, "REGISTRY_FILE", package / "registry.json")
+    for name in ("../victim", "../../victim", "a/../../victim", ".."):
+        result = CliRunner().invoke(main, [str(default_model().bundled_dir), "--name", name, "--bundle"])
+        assert result.exit_code != 0 and "is not a plain model name" in result.output
+    assert (victim / "keep.txt").read_text() == "mine"
+    ok = CliRunner().invoke(main, [str(default_model().bundled_dir), "--name", "copy", "--bundle"])
+    assert ok.exit_code == 0, ok.output
+    assert (package / "checkpoints" / "copy" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", [e.name for e in __import__("chemzoo").list_models() if e.bundled])
+def test_every_bundled_model_stages_and_verifies(name, tmp_path):
+    from hub_upload.publish import SUMS_FILE, stage, verify
+
+    out = stage(name, tmp_path / name)
+    meta = verify(out)
+    assert meta["name"] == name and (out / SUMS_FILE).is_file() and (out / "README.md").is_file()
+    if meta.get("run_name"):  # a ladder size carries its run's records
+        assert (out / "records" / "curve.csv").is_file()
+
+
+def test_push_is_a_dry_run_by_default_and_calls_the_hub_api_with_the_folder(tmp_path, monkeypatch):
+    from hub_upload.publish import main as hub_main
+    from hub_upload.publish import push, stage
+
+    out = stage("schnet-4.5k-xtb-moses-30k", tmp_path / "s")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    dry = CliRunner().invoke(hub_main, ["push", str(out), "--repo-id", "me/schnet"])
+    assert dry.exit_code == 0 and "would upload model.safetensors" in dry.output
+    assert "hf_secret_token_value" not in dry.output
+
+    class FakeApi:
+        calls = []
+
+        def __getattr__(self, method):
+            return lambda *args, **kwargs: self.calls.append((method, args, kwargs))
+
+    api = FakeApi()
+    files = push(out, "me/schnet", "v1", upload=True, api=api)
+    assert "model.safetensors" in files and [c[0] for c in api.calls] == ["create_repo", "create_branch", "upload_folder"]
+    assert api.calls[2][2] == dict(folder_path=str(out), repo_id="me/schnet", repo_type="model", revision="v1",
+                                   commit_message="chemzoo: schnet-4.5k-xtb-moses-30k")
+    (out / "README.md").unlink()  # a folder without a card is never pushed
+    api.calls.clear()
+    refused = CliRunner().invoke(hub_main, ["push", str(out), "--repo-id", "me/schnet", "--upload"])
+    assert refused.exit_code != 0 and "lacks README.md" in refused.output and api.calls == []

@@ -73,7 +73,7 @@ def test_training_writes_a_checkpoint_that_beats_predicting_nothing(tmp_path, da
     assert metrics["steps"] == 150 and metrics["test_force_mae_meV_per_A"] < 0.5 * zero_forces  # measured 384
     assert metrics["test_energy_mae_meV_per_atom"] < 0.2 * mean_energy  # measured 66 vs ~2,000
     card = (tmp_path / "checkpoint" / "README.md").read_text()
-    assert "schnet" in card and f"{metrics['test_force_mae_meV_per_A']:.4f}" in card
+    assert "- schnet" in card and f"| test force MAE | {metrics['test_force_mae_meV_per_A']:.1f} meV/Å" in card
     row = next(csv.DictReader(open(tmp_path / "results.csv")))
     assert row["family"] == "potential" and row["n_train"] == "96" and row["architecture"] == "schnet"
     curve = list(csv.DictReader(open(tmp_path / "curve.csv")))

@@ -1,5 +1,6 @@
-"""Model cards: render ``cards/<family>.md`` (a ``string.Template`` with Hub YAML metadata) from a
-checkpoint's ``chemzoo.json``, and fold an evaluation into it.
+"""Model cards through ``huggingface_hub``: ``cards/<family>.md.j2`` (Jinja) rendered by
+``ModelCard.from_template`` from a checkpoint's ``chemzoo.json``, with the YAML front matter and the
+``model-index`` block (``ModelCardData`` + ``EvalResult``) written by the library, not by hand.
 
     python -m training.cards runs/x/checkpoint --evaluation benchmarks/chemgpt_quality.json
 """
@@ -8,21 +9,39 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from string import Template
 
 import click
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from chemzoo.files import write_metadata
+from chemzoo.files import write_atomically, write_metadata
 
 CARDS = Path(__file__).resolve().parent.parent / "cards"
 EVALUATION_ROWS = {  # key in the evaluation -> label in the card
     "validity": "validity", "unique": "unique@10k", "novelty": "novelty (vs all of MOSES train)",
     "novelty_vs_own_training_set": "novelty (vs its own training molecules)", "intdiv": "IntDiv1", "fcd": "FCD/Test",
 }
+ARCHITECTURES = {"schnet": "SchNet (invariant)", "painn": "PaiNN (equivariant)", "nequip": "NequIP-style e3nn (equivariant)"}
+CITATION = """@article{frey2023neural,
+  title   = {Neural scaling of deep chemical models},
+  author  = {Frey, Nathan C. and Soklaski, Ryan and Axelrod, Simon and Samsi, Siddharth and G{\\'o}mez-Bombarelli, Rafael and Coley, Connor W. and Gadepally, Vijay},
+  journal = {Nature Machine Intelligence},
+  volume  = {5},
+  pages   = {1297--1305},
+  year    = {2023},
+  doi     = {10.1038/s42256-023-00740-3}
+}"""
 
 
 def _fmt(x) -> str:
     return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+def _decimal(x) -> str:
+    return "not measured yet" if x is None else f"{x:.1f}"
+
+
+def _count(x) -> str:
+    return f"{int(x):,}" if isinstance(x, (int, float)) else str(x)
 
 
 def evaluation_table(evaluation: dict) -> str:
@@ -34,16 +53,74 @@ def evaluation_table(evaluation: dict) -> str:
                       "| metric | value |", "|---|---|", *rows])
 
 
+def chemgpt_card_data(meta: dict) -> tuple[ModelCardData, dict]:
+    from chemzoo.lm.presets import PRESETS
+
+    metrics, run = meta.get("metrics", {}), meta.get("run", {})
+    shape = PRESETS.get(meta.get("preset", ""))
+    results = [EvalResult(task_type="text-generation", task_name="Molecule generation", dataset_type="moses",
+                          dataset_name="MOSES test (5,000 molecules)", dataset_split="test", metric_type="loss",
+                          metric_name="Validation loss (nats/token)", metric_value=round(metrics["val_loss"], 4))]
+    evaluation = meta.get("evaluation", {}).get("metrics", {})
+    for key, label in EVALUATION_ROWS.items():
+        if evaluation.get(key) is not None:
+            results.append(EvalResult(task_type="text-generation", task_name="Molecule generation", dataset_type="moses",
+                                      dataset_name="MOSES", metric_type=key, metric_name=label,
+                                      metric_value=round(evaluation[key], 4)))
+    data = ModelCardData(model_name=meta["name"], license="mit", library_name="transformers",
+                         pipeline_tag="text-generation", tags=["chemistry", "selfies", "molecule-generation", "chemzoo"],
+                         datasets=["molecularsets/moses"], eval_results=results)
+    context = dict(preset=meta.get("preset"), layers=shape.num_layers if shape else "?",
+                   hidden=shape.hidden_size if shape else "?", max_positions=shape.max_positions if shape else "?",
+                   steps=_count(metrics.get("steps")), batch_size=run.get("batch_size", "?"),
+                   train_loss=_fmt(metrics.get("train_loss")), val_loss=_fmt(metrics.get("val_loss")),
+                   wall_time_s=_fmt(metrics.get("wall_time_s")), evaluation_table=evaluation_table(meta.get("evaluation", {})))
+    return data, context
+
+
+def potential_card_data(meta: dict) -> tuple[ModelCardData, dict]:
+    from ase.data import chemical_symbols
+
+    metrics, run, errors = meta.get("metrics", {}), meta.get("run", {}), meta.get("test_errors", {})
+    test = "GFN2-xTB labels of held-out MOSES molecules (test split)"
+    results = [EvalResult(task_type="interatomic-potential", task_name="Energies and forces", dataset_type="xtb-moses",
+                          dataset_name=test, dataset_split="test", metric_type="mae", metric_name=name,
+                          metric_value=round(errors[key], 2))
+               for key, name in (("test_force_mae_meV_per_A", "Force MAE (meV/Å)"),
+                                 ("test_energy_mae_meV_per_atom", "Energy MAE (meV/atom)")) if errors.get(key) is not None]
+    ood = meta.get("ood_errors")
+    if ood:
+        for key, name in (("force_mae_meV_per_A", "Force MAE (meV/Å)"), ("energy_mae_meV_per_atom", "Energy MAE (meV/atom)")):
+            results.append(EvalResult(task_type="interatomic-potential", task_name="Energies and forces",
+                                      dataset_type="xtb-drugs-ood", dataset_name=ood["set"], metric_type="mae",
+                                      metric_name=name, metric_value=round(ood[key], 2)))
+    init = str(meta.get("init") or "random initialisation")
+    base = f"chemzoo/{Path(init).name}" if init.startswith("chemzoo/checkpoints/") else None
+    data = ModelCardData(model_name=meta["name"], license="mit", library_name="chemzoo", base_model=base,
+                         tags=["chemistry", "interatomic-potential", "ase", "gfn2-xtb", "chemzoo", meta["architecture"]],
+                         eval_results=results or None)
+    context = dict(architecture_long=ARCHITECTURES.get(meta["architecture"], meta["architecture"]),
+                   features=run.get("features", "?"), interactions=run.get("interactions", "?"),
+                   elements=" ".join(chemical_symbols[z] for z in meta.get("elements", [])),
+                   steps=_count(metrics.get("steps")), batch_size=run.get("batch_size", "?"), init=init,
+                   test_energy_mae_meV_per_atom=_decimal(errors.get("test_energy_mae_meV_per_atom")),
+                   test_force_mae_meV_per_A=_decimal(errors.get("test_force_mae_meV_per_A")),
+                   n_test=_count(errors.get("n_test", "?")), wall_time_s=_fmt(metrics.get("wall_time_s")),
+                   accelerator=meta.get("accelerator", "cpu"), tested=tested_section(meta))
+    return data, context
+
+
 def render_card(family: str, metadata: dict) -> str:
-    """Card text: every ``$key`` of the template filled from ``metadata`` (nested ``metrics`` flattened)."""
-    values = {k: _fmt(v) for k, v in metadata.items() if not isinstance(v, (dict, list))}
-    values.update({k: " ".join(map(str, v)) for k, v in metadata.items() if isinstance(v, list)})
-    values.update({k: _fmt(v) for k, v in metadata.get("metrics", {}).items()})
-    values.update({k: _fmt(v) for k, v in metadata.get("test_errors", {}).items()})
-    values["run_json"] = json.dumps(metadata.get("run", {}), indent=2)
-    values["evaluation_table"] = evaluation_table(metadata.get("evaluation", {}))
-    values["tested"] = tested_section(metadata)
-    return Template((CARDS / f"{family}.md").read_text()).safe_substitute(values)
+    """The card of a checkpoint, from its ``chemzoo.json`` (``metadata``), as README.md text."""
+    data, context = (chemgpt_card_data if family == "chemgpt" else potential_card_data)(metadata)
+    common = dict(name=metadata["name"], params=_count(metadata.get("params")), n_train=_count(metadata.get("n_train")),
+                  non_embedding_params=_count(metadata["non_embedding_params"]) if metadata.get("non_embedding_params") else "",
+                  training_data=metadata.get("training_data", ""), seed=metadata.get("seed", "?"),
+                  ladder_run=metadata.get("run_name", ""), md_tested=metadata.get("md_tested", ""),
+                  cutoff=metadata.get("cutoff", "?"), architecture=metadata.get("architecture", ""),
+                  run_json=json.dumps(metadata.get("run", {}), indent=2), citation=CITATION)
+    card = ModelCard.from_template(data, template_path=str(CARDS / f"{family}.md.j2"), **{**common, **context})
+    return str(card).rstrip("\n") + "\n"
 
 
 def tested_section(metadata: dict) -> str:
@@ -68,7 +145,7 @@ def main(checkpoint: Path, evaluation: Path | None):
     if evaluation:
         metadata["evaluation"] = json.loads(evaluation.read_text())
         write_metadata(checkpoint, metadata)
-    (checkpoint / "README.md").write_text(render_card(metadata["family"], metadata))
+    write_atomically(checkpoint / "README.md", render_card(metadata["family"], metadata))
     click.echo(f"wrote {checkpoint / 'README.md'}")
 
 

@@ -1,0 +1,5 @@
+"""``python -m hub_upload stage|verify|push`` (``python -m hub_upload.stage`` registers and bundles)."""
+
+from hub_upload.publish import main
+
+main()
