@@ -145,8 +145,59 @@ def read_safetensors(path: Path, header_only: bool = False) -> dict | None:
                             "restore it, or delete the folder to download it again") from None
 
 
+def converted_cache() -> Path:
+    """Where chemzoo keeps safetensors conversions of published ``pytorch_model.bin`` files."""
+    return Path(os.environ.get("CHEMZOO_CACHE", Path.home() / ".cache" / "chemzoo")).expanduser() / "converted"
+
+
+def convert_bin(folder: Path) -> Path:
+    """A folder holding ``pytorch_model.bin`` (e.g. the published ``ncfrey/ChemGPT-*``), converted once into
+    chemzoo's cache: the pickle read with ``torch.load(weights_only=True)`` (tensors only, never a full
+    unpickle), written as ``model.safetensors`` with its sha256 recorded, the other files copied. Later
+    loads use the conversion (checked against its recorded sha256)."""
+    import json
+    import shutil
+    import tempfile
+
+    import torch
+    from safetensors.torch import save_file
+
+    source = folder / "pytorch_model.bin"
+    digest = sha256(source)
+    out = converted_cache() / digest[:32]
+    record = out / "conversion.json"
+    if record.is_file():
+        verify(out, {"model.safetensors": json.loads(record.read_text())["model.safetensors_sha256"]})
+        return out
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for anything beyond tensors; other errors for a corrupt file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ChecksumError(f"{source} cannot be read as plain tensors ({reason[:160]}); chemzoo never runs code from "
+                            "a checkpoint: ask its publisher for model.safetensors") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ChecksumError(f"{source} holds something other than a dictionary of tensors; not a weights file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".converting-"))
+    try:
+        for path in folder.iterdir():
+            if path.is_file() and path.suffix not in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}:
+                shutil.copy2(path, tmp / path.name)
+        save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"),
+                  metadata={"format": "pt"})
+        (tmp / "conversion.json").write_text(json.dumps({
+            "source": str(source), "pytorch_model.bin_sha256": digest,
+            "model.safetensors_sha256": sha256(tmp / "model.safetensors")}, indent=2) + "\n")
+        tmp.replace(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def _check_weights(folder: Path, label: str) -> Path:
     if not any(folder.glob("*.safetensors")):
+        if (folder / "pytorch_model.bin").is_file():
+            return convert_bin(folder)
         pickled = [p.name for p in folder.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
         extra = f" (found {', '.join(pickled)}: chemzoo never unpickles weights; convert them to safetensors)" if pickled else ""
         raise ChecksumError(f"{label} has no .safetensors weights in {folder}{extra}")

@@ -9,8 +9,8 @@ import torch
 from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
 import chemzoo
-from chemzoo.loading import source
 from chemzoo.errors import ChecksumError, OfflineError, UnknownModelError
+from chemzoo.files import sha256
 from chemzoo.hub import resolve, resolve_entry
 from chemzoo.loading import list_models, source
 from chemzoo.registry import default_model, get_entry
@@ -94,11 +94,60 @@ def test_unknown_name_suggests_close_names():
     assert get_entry(name.upper()) == default_model()
 
 
-def test_pickled_weights_are_refused(tmp_path):
+def test_pickled_weights_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHEMZOO_CACHE", str(tmp_path / "cache"))
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ChecksumError, match="cannot be read as plain tensors .* chemzoo never runs code from a checkpoint"):
+        chemzoo.load(tmp_path)
+    (tmp_path / "pytorch_model.bin").unlink()
+    (tmp_path / "weights.pkl").write_bytes(b"x")
     with pytest.raises(ChecksumError, match="never unpickles"):
         chemzoo.load(tmp_path)
+
+
+def test_a_published_bin_checkpoint_is_converted_once_and_a_malicious_one_refused(hub_env, tmp_path, monkeypatch):
+    """ncfrey/ChemGPT-* hold pytorch_model.bin: read with weights_only=True, converted to safetensors in chemzoo's
+    cache (sha256 recorded), loaded from there afterwards; a pickle that asks for code is refused, never run."""
+    import pickle
+
+    if not REFERENCE_TOKENIZER.exists():
+        pytest.skip("needs ../shared/reference")
+    monkeypatch.setenv("CHEMZOO_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "published"
+    config = GPTNeoConfig(vocab_size=669, hidden_size=32, num_layers=2, num_heads=2,
+                          attention_types=[[["global", "local"], 1]], window_size=256, max_position_embeddings=256)
+    assert config.bos_token_id == config.eos_token_id == 50256
+    torch.manual_seed(0)
+    folder.mkdir()
+    config.save_pretrained(folder)
+    torch.save(GPTNeoForCausalLM(config).state_dict(), folder / "pytorch_model.bin")  # the published repos' format
+    for f in REFERENCE_TOKENIZER.iterdir():
+        shutil.copy(f, folder)
+    lay_out_as_hub_cache(hub_env, "ncfrey/ChemGPT-4.7M", folder)
+    gpt = chemzoo.load("ChemGPT-4.7M")
+    assert gpt.model.config.bos_token_id == 2 and len(chemzoo.sample(gpt, n=2, seed=0, max_length=8).selfies) == 2
+    record = next((tmp_path / "cache" / "converted").glob("*/conversion.json"))
+    assert json.loads(record.read_text())["model.safetensors_sha256"] == sha256(record.parent / "model.safetensors")
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("the .bin was read again"))
+    again = chemzoo.load("ChemGPT-4.7M")  # from the conversion
+    assert all(torch.equal(a, b) for a, b in zip(gpt.model.parameters(), again.model.parameters()))
+    monkeypatch.undo()
+    monkeypatch.setenv("CHEMZOO_CACHE", str(tmp_path / "cache"))
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "config.json").write_text(json.dumps(config.to_dict()))
+    (evil / "pytorch_model.bin").write_bytes(pickle.dumps({"transformer.wte.weight": Payload()}))
+    with pytest.raises(ChecksumError, match=r"evil/pytorch_model.bin cannot be read as plain tensors"):
+        chemzoo.load(evil)
+    assert not marker.exists()  # the payload never ran
 
 
 @pytest.fixture(scope="module")
