@@ -151,12 +151,19 @@ def main():
 
 @main.group(invoke_without_command=True)
 @click.option("--family", type=click.Choice(list(FAMILIES)), default=None, help="Only this family.")
+@click.option("--markdown", is_flag=True, help="The zoo table of the README (held-out metric, where it lives).")
 @click.pass_context
-def models(ctx, family):
+def models(ctx, family, markdown):
     """List registered models: name, family, parameters, training set size, where it is."""
     if ctx.invoked_subcommand is not None:
         return
     from chemzoo.loading import list_models, source
+
+    if markdown:
+        from chemzoo.zoo import markdown_table
+
+        click.echo(markdown_table(list_models(family)))
+        return
 
     rows = [(e.name, e.family, human(e.params), human(e.n_train), source(e)) for e in list_models(family)]
     header = ("name", "family", "params", "n_train", "source")
@@ -181,7 +188,15 @@ def models_info(name):
     where = source(entry)
     click.echo(f"  where         : {where}" + (f" ({entry.bundled_dir})" if where == "bundled" else ""))
     for key, value in entry.extra.items():
-        click.echo(f"  {key:<14}: {value}")
+        if key != "test_errors":
+            click.echo(f"  {key:<14}: {value}")
+    from chemzoo.zoo import card_metrics
+
+    metrics = card_metrics(entry)
+    if metrics:
+        click.echo("  measured (from its card):")
+        for metric, dataset, value in metrics:
+            click.echo(f"    {metric}: {value} ({dataset})")
     if entry.description:
         click.echo(f"\n{entry.description}")
 

@@ -245,3 +245,18 @@ def test_sample_writes_each_molecules_log_likelihood_as_sampled(run, tmp_path):
     assert len(same) >= 3
     for r in same:
         assert float(r["log_likelihood"]) == pytest.approx(scored[r["smiles"]], abs=2e-3)
+
+
+def test_the_readme_model_table_is_the_registry_and_models_info_prints_measured_metrics(run):
+    """README's zoo table is generated (`python -m hub_upload.readme`): it must equal what the registry renders now."""
+    from pathlib import Path
+
+    from chemzoo.loading import list_models
+    from chemzoo.zoo import END, START, markdown_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert readme.split(START, 1)[1].split(END, 1)[0].strip() == markdown_table(list_models()), \
+        "README's model table is stale: run python -m hub_upload.readme"
+    assert run("models", "--markdown").output.strip() == markdown_table(list_models())
+    info = run("models", "info", "painn-151k-xtb-moses-30k").output
+    assert "measured (from its card):" in info and "Force MAE (meV/Å): 74.06" in info
