@@ -337,8 +337,8 @@ def score(model_name, smiles_file, output, column, strip_stereo, strict, batch_s
 @click.option("--max-spread", type=click.FloatRange(min=0, min_open=True), default=None, metavar="EV_PER_A",
               help="With --committee: stop when the force spread passes this.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="Trajectory (.extxyz); the log goes to <output>.csv, the plot to <output>.png, the settings to "
-                   "<output>.json.")
+              help="Trajectory (.extxyz); the log goes to <stem>.csv, the plot to <stem>.png (traj.extxyz: traj.csv, "
+                   "traj.png), the settings to <output>.json (traj.extxyz.json).")
 @_overwrite_option
 def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, friction, log_every, seed, dtype,
        equilibrate, allow_reactions, committee, max_spread, output, overwrite):
