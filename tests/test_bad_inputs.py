@@ -277,3 +277,18 @@ def test_finite_but_wrong_weights_are_caught_by_a_reference_molecule(tmp_path):
     with pytest.raises(ChecksumError, match=r"tampered: the model gives methanol an energy of .* eV/atom from its "
                                             r"reference energies\); its weights or config are corrupt"):
         chemzoo.calculator(str(folder))
+
+
+def test_importing_chemzoo_leaves_rdkit_logging_alone_and_chemzoo_parses_quietly():
+    """RDKit's parse messages are blocked only inside chemzoo's own parsing (rdBase.BlockLogs), not for the process."""
+    import subprocess
+    import sys
+
+    code = ("import chemzoo, chemzoo.lm.molecules as m, chemzoo.potentials.md\n"
+            "from rdkit import Chem\n"
+            "assert m.canonical_smiles('C1CC') is None\n"
+            "import sys; print('--', file=sys.stderr, flush=True)\n"
+            "Chem.MolFromSmiles('C1CC')\n")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    ours, theirs = err.split("--", 1)
+    assert "Parse Error" not in ours and "SMILES Parse Error" in theirs

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import selfies as sf
-from rdkit import Chem, RDLogger
+from rdkit import Chem, rdBase
 
 from chemzoo.errors import InvalidMoleculeError
 
-RDLogger.DisableLog("rdApp.*")  # RDKit prints parse errors to stderr; we raise them instead
+
+def parse_smiles(smiles: str):
+    """``Chem.MolFromSmiles`` with RDKit's parse messages blocked for this call only (we report the error
+    ourselves); the rest of the process keeps its RDKit logging."""
+    with rdBase.BlockLogs():
+        return Chem.MolFromSmiles(smiles)
 
 
 def canonical_smiles(smiles: str, isomeric: bool = True) -> str | None:
@@ -15,7 +20,7 @@ def canonical_smiles(smiles: str, isomeric: bool = True) -> str | None:
     drops stereochemistry (the flat graph)."""
     if not smiles:
         return None
-    mol = Chem.MolFromSmiles(smiles)
+    mol = parse_smiles(smiles)
     if mol is None or mol.GetNumAtoms() == 0:
         return None
     return Chem.MolToSmiles(mol, isomericSmiles=isomeric)

@@ -32,9 +32,11 @@ def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
+    from chemzoo.lm.molecules import parse_smiles
+
     from rdkit.Chem import Descriptors
 
-    mol = Chem.MolFromSmiles(smiles) if smiles and smiles.strip() else None
+    mol = parse_smiles(smiles) if smiles and smiles.strip() else None
     if mol is None or mol.GetNumAtoms() == 0:
         raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: RDKit cannot parse it (or it has no atoms)")
     charge = Chem.GetFormalCharge(mol)
