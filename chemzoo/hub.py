@@ -67,15 +67,20 @@ def download(repo_id: str, revision: str = "main") -> Path:
     return Path(path)
 
 
-def verify(folder: Path, files: dict[str, str]) -> None:
-    """Check every file against its registered sha256; the error names the first bad file."""
+REGISTERED = ("checkpoint file {path} is missing; reinstall chemzoo or delete the folder to download it again",
+              "checksum mismatch for {path}: the file is corrupt or was modified; reinstall chemzoo or delete it to "
+              "download it again")
+
+
+def verify(folder: Path, files: dict[str, str], messages: tuple[str, str] = REGISTERED) -> None:
+    """Check every file against its sha256 (registered ones by default); the error names the first bad file
+    (``messages``: for a missing file and for a mismatch, with ``{path}``)."""
     for name, expected in files.items():
         path = folder / name
         if not path.is_file():
-            raise ChecksumError(f"checkpoint file {path} is missing; reinstall chemzoo or delete the folder to download it again")
+            raise ChecksumError(messages[0].format(path=path))
         if sha256(path) != expected:
-            raise ChecksumError(f"checksum mismatch for {path}: the file is corrupt or was modified; "
-                                "reinstall chemzoo or delete it to download it again")
+            raise ChecksumError(messages[1].format(path=path))
 
 
 def verify_copy_of_registered(folder: Path) -> None:
@@ -108,13 +113,9 @@ def verify_manifest(folder: Path) -> None:
         checksums = json.loads(meta_file.read_text()).get("checksums") if meta_file.is_file() else None
     except (ValueError, OSError, AttributeError):
         raise ChecksumError(f"{meta_file} is not readable JSON: the folder is corrupt; restore it") from None
-    for name, expected in (checksums or {}).items():
-        path = folder / name
-        if not path.is_file():
-            raise ChecksumError(f"{path} is missing (its checksum is in {meta_file}); restore the folder")
-        if sha256(path) != expected:
-            raise ChecksumError(f"{path} does not match the checksum chemzoo wrote beside it in {METADATA_FILE}: the file "
-                                "is corrupt or was modified after training; restore it from where it came")
+    verify(folder, checksums or {}, (f"{{path}} is missing (its checksum is in {meta_file}); restore the folder",
+                                     f"{{path}} does not match the checksum chemzoo wrote beside it in {METADATA_FILE}: "
+                                     "the file is corrupt or was modified after training; restore it from where it came"))
 
 
 def check_finite_weights(tensors, path: Path, limit: float = 1e6) -> None:
