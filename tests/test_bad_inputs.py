@@ -29,6 +29,7 @@ FILES = {  # name -> text of the input files every case may use
     "long.smi": "C" * 300 + "\n",
     "utf16.smi": None,  # written as UTF-16 below
     "table.csv": "id,mol\n1,CCO\n",
+    "far.xyz": "2\n\nC 0 0 0\nH 1e30 0 0\n",  # once killed the process (SIGFPE in the neighbour list)
 }
 
 # (arguments, message fragments, files that must keep their text, files that must not exist afterwards)
@@ -66,6 +67,8 @@ CASES = [
     (["md", "--smiles", "[Cl-]", "-o", "t.extxyz"], ["net charge of -1"], [], ["t.extxyz"]),
     (["md", "--smiles", "[CH3]", "-o", "t.extxyz"], ["1 unpaired electron(s)", "closed-shell"], [], ["t.extxyz"]),
     (["md", "--smiles", "CCO", "--timestep", "nan", "-o", "t.extxyz"], ["'nan' is not a finite number"], [], ["t.extxyz"]),
+    (["md", "--structure", "far.xyz", "-o", "t.extxyz"], ["a coordinate is 1e+30 Å from the origin"], [],
+     ["t.extxyz", "t.csv"]),
     (["scaling", "fit", "in.smi"], ["no column 'params'"], [], []),
     (["models", "info", "ChemGPT-4.8M"], ["did you mean ChemGPT-4.7M"], [], []),
 ]
@@ -174,6 +177,19 @@ def test_charges_and_spins_are_refused_not_dropped():
     assert water.get_potential_energy() == pytest.approx(energy)
 
 
+def test_far_coordinates_and_tiny_cells_are_refused_not_fatal():
+    from chemzoo.potentials.calculator import InvalidStructureError
+
+    atoms = Atoms("CH", positions=[[0, 0, 0], [1e30, 0, 0]])
+    atoms.calc = chemzoo.calculator()
+    with pytest.raises(InvalidStructureError, match="a coordinate is 1e\\+30 Å from the origin"):
+        atoms.get_potential_energy()
+    tiny = Atoms("CH", positions=[[0, 0, 0], [0.005, 0, 0]], cell=[0.01] * 3, pbc=True)  # once ran out of memory
+    tiny.calc = chemzoo.calculator()
+    with pytest.raises(InvalidStructureError, match="the periodic cell is too small for the 5 Å cutoff"):
+        tiny.get_potential_energy()
+
+
 # -- properties of the Python API ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -189,10 +205,12 @@ def gpt():
 coordinate = st.one_of(st.floats(-6, 6), st.sampled_from([math.nan, math.inf, -math.inf, 1e30]))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(numbers=st.lists(st.sampled_from([1, 6, 7, 8, 9, 16, 17, 35, 14, 79, 0]), min_size=1, max_size=6),
        data=st.data())
 def test_any_structure_gives_a_finite_energy_or_a_chemzoo_error(calc, numbers, data):
+    """(Found: a coordinate of 1e30 Å killed the process inside the neighbour list; now refused. Derandomized, so
+    CI runs the same examples each time; test_far_coordinates_and_tiny_cells_are_refused_not_fatal pins it.)"""
     positions = data.draw(st.lists(st.tuples(coordinate, coordinate, coordinate), min_size=len(numbers),
                                    max_size=len(numbers)))
     cell = data.draw(st.one_of(st.none(), st.floats(0.5, 20)))
@@ -209,7 +227,7 @@ def test_any_structure_gives_a_finite_energy_or_a_chemzoo_error(calc, numbers, d
     assert math.isfinite(energy) and np.isfinite(forces).all()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.one_of(st.text(max_size=40),
                       st.text(alphabet="CNOScnos()[]=#@+-123456789%/\\.Brl", max_size=40)))
 def test_any_smiles_text_is_scored_or_refused_per_molecule(gpt, text):
@@ -220,7 +238,7 @@ def test_any_smiles_text_is_scored_or_refused_per_molecule(gpt, text):
         assert isinstance(row.error, str) and row.log_likelihood is None
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(text=st.text(alphabet="CNOScnos()[]=#@+-1234.", max_size=24))
 def test_any_smiles_text_builds_a_neutral_molecule_or_a_chemzoo_error(text):
     from chemzoo.potentials.md import atoms_from_smiles

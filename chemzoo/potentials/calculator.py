@@ -18,8 +18,16 @@ class InvalidStructureError(ChemzooError, ValueError):
     """A structure the potential must not be evaluated on (unknown element, clashing atoms, NaN)."""
 
 
-def check_structure(atoms, elements: list[int], min_distance: float) -> None:
-    """Refuse what would give a silently wrong answer: unsupported elements, NaN/inf, overlapping atoms."""
+MAX_COORDINATE = 1e6  # Å: a structure a millimetre across is a unit mistake
+
+
+MAX_PAIRS = 5e7  # periodic images x atom pairs a neighbour list may need before memory runs out
+
+
+def check_structure(atoms, elements: list[int], min_distance: float, cutoff: float | None = None) -> None:
+    """Refuse what would give a silently wrong answer or kill the process: unsupported elements, NaN/inf, far
+    coordinates, a periodic cell so small against ``cutoff`` (Å) that its images would not fit in memory,
+    overlapping atoms."""
     numbers = atoms.numbers
     unknown = sorted({chemical_symbols[z] for z in numbers if z not in set(elements)})
     if unknown:
@@ -28,8 +36,22 @@ def check_structure(atoms, elements: list[int], min_distance: float) -> None:
     positions = atoms.positions
     if not np.isfinite(positions).all():
         raise InvalidStructureError("positions contain NaN or infinite values")
+    if np.abs(positions).max(initial=0.0) > MAX_COORDINATE:  # vesin's cell grid overflows (the process dies) far out
+        raise InvalidStructureError(f"a coordinate is {np.abs(positions).max():.3g} Å from the origin, beyond "
+                                    f"{MAX_COORDINATE:g} Å; check the units (Å) or centre the structure")
+    cell = atoms.cell.array
+    if not np.isfinite(cell).all() or np.abs(cell).max(initial=0.0) > MAX_COORDINATE:
+        raise InvalidStructureError(f"the cell holds NaN, infinite or absurd (> {MAX_COORDINATE:g} Å) lengths")
     if atoms.pbc.any() and abs(atoms.cell.volume) < 1e-6:
         raise InvalidStructureError("periodic structure with a zero-volume cell; set atoms.cell")
+    if atoms.pbc.any() and cutoff is not None:
+        volume = abs(atoms.cell.volume)
+        widths = [volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
+        images = np.prod([2 * np.ceil(cutoff / w) + 1 for w, periodic in zip(widths, atoms.pbc) if periodic])
+        if images * max(len(atoms), 1) ** 2 > MAX_PAIRS:
+            raise InvalidStructureError(f"the periodic cell is too small for the {cutoff:g} Å cutoff (narrowest width "
+                                        f"{min(w for w, p in zip(widths, atoms.pbc) if p):.3g} Å: {images:.3g} images); "
+                                        "check the cell (Å) or repeat the structure")
     check_clashes(atoms, min_distance)
 
 
@@ -116,7 +138,7 @@ class ChemzooCalculator(Calculator):
         if "stress" in properties and not periodic:
             raise PropertyNotImplementedError("stress needs a periodic cell")
         config = self.potential.config
-        check_structure(atoms, config.elements, min_distance=0)  # elements, NaN, cell
+        check_structure(atoms, config.elements, min_distance=0, cutoff=max(config.cutoff, self.min_distance))
         check_neutral(atoms)
         # one neighbour list serves the clash check and the graph
         neighbours = neighbour_pairs(atoms.positions, max(config.cutoff, self.min_distance), atoms.cell.array, atoms.pbc)
