@@ -17,7 +17,7 @@ from chemzoo.loading import check_device, list_models
 from chemzoo.registry import ModelEntry, default_model
 
 __version__ = "0.1.0"
-__all__ = ["list_models", "load", "sample", "score", "calculator", "default_model", "ModelEntry", "ChemzooError",
+__all__ = ["list_models", "load", "sample", "score", "calculator", "evaluate", "default_model", "ModelEntry", "ChemzooError",
            "UnknownModelError", "ChecksumError", "OfflineError", "InvalidMoleculeError"]
 
 
@@ -51,6 +51,20 @@ def calculator(name_or_path: str | os.PathLike | None = None, device: str = "cpu
 
         return CommitteeCalculator([_calculator(n, device=device, dtype=dtype, **kwargs) for n in name_or_path])
     return _calculator(name_or_path, device=device, dtype=dtype, **kwargs)
+
+
+def evaluate(model, structures, batch_size: int = 64, device: str = "cpu", dtype: str = "float32",
+             progress: bool | None = None) -> list[dict]:
+    """Energies (eV), forces (eV/Å) and, for periodic cells, stress of many ``ase.Atoms`` in batched passes.
+
+    ``model``: a potential's name or folder (None: the default) or a calculator from ``chemzoo.calculator``.
+    Returns one dict per structure (``energy``, ``free_energy``, ``forces``, ``stress``), equal to the
+    calculator's one-by-one results.
+    """
+    from chemzoo.potentials.calculator import ChemzooCalculator
+
+    calc = model if isinstance(model, ChemzooCalculator) else calculator(model, device=device, dtype=dtype)
+    return calc.evaluate(structures, batch_size=batch_size, progress=progress)
 
 
 def _chemgpt(model):

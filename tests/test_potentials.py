@@ -389,3 +389,33 @@ def test_a_charged_smiles_is_refused():
     with pytest.raises(InvalidMoleculeError, match=r"'\[Cl-\]' has a net charge of -1; chemzoo's potentials are trained"):
         atoms_from_smiles("[Cl-]")
     assert len(atoms_from_smiles("C[N+](=O)[O-]")) == 7  # formal charges that cancel are fine (nitromethane)
+
+
+@pytest.mark.parametrize("name", ["schnet-xtb-moses-53k-contact", "painn-12.1k-xtb-moses-30k", "nequip-xtb-moses-53k"])
+def test_batched_evaluation_equals_the_calculator_one_by_one(name):
+    """chemzoo.evaluate: batched passes, the same energies, forces and stress as the calculator, float64."""
+    from training.potentials.dataset import load_dataset
+
+    data = load_dataset(Path(__file__).parent / "data" / "xtb-moses-200")
+    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
+    structures = [Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
+                  for a, b in zip(starts[:11], starts[1:12])]
+    periodic = structures[3].copy()
+    periodic.set_cell([14.0, 15.0, 16.0])
+    periodic.center()
+    periodic.pbc = True
+    structures.insert(5, periodic)
+    calc = chemzoo.calculator(name, dtype="float64")
+    batched = chemzoo.evaluate(calc, structures, batch_size=5)
+    for atoms, got in zip(structures, batched):
+        atoms = atoms.copy()
+        atoms.calc = calc
+        assert got["energy"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
+        np.testing.assert_allclose(got["forces"], atoms.get_forces(), atol=1e-9)
+        if atoms.pbc.any():
+            np.testing.assert_allclose(got["stress"], atoms.get_stress(), atol=1e-10)
+        else:
+            assert "stress" not in got
+    bad = structures[:2] + [Atoms("CSi", positions=[[0, 0, 0], [1.8, 0, 0]])]
+    with pytest.raises(ChemzooError, match=r"structure 2: element\(s\) Si not supported"):
+        chemzoo.evaluate(calc, bad)
