@@ -316,6 +316,41 @@ def score(model_name, smiles_file, output, column, strip_stereo, strict, batch_s
 @main.command()
 @click.option("-m", "--model", "model_name", default=None, metavar="NAME",
               help="Potential: registered name, local folder or owner/name hub id [default: the bundled potential].")
+@click.argument("structures", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="extxyz with each structure's energy (eV), forces (eV/Å) and, for cells, stress.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@_overwrite_option
+def evaluate(model_name, structures, output, batch_size, dtype, overwrite):
+    """Energies and forces of every structure in a file (any format ASE reads; all frames), batched."""
+    import chemzoo
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import read, write
+
+    if output.suffix.lower() not in {".extxyz", ".xyz"}:
+        raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
+    if output.resolve() == structures.resolve():
+        raise click.BadParameter(f"{output} is the input file; write to another file", param_hint="-o/--output")
+    check_writable(output, overwrite)
+    try:
+        frames = read(structures, index=":")
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise ChemzooError(f"cannot read structures from {structures}: {str(exc).splitlines()[0] if str(exc) else exc}")
+    if not frames:
+        raise ChemzooError(f"{structures} holds no structures")
+    results = chemzoo.evaluate(model_name, frames, batch_size=batch_size, dtype=dtype, progress=len(frames) > 100)
+    for atoms, r in zip(frames, results):
+        atoms.calc = SinglePointCalculator(atoms, **{k: v for k, v in r.items() if k != "free_energy"})
+    buf = io.StringIO()
+    write(buf, frames, format="extxyz")
+    write_atomically(output, buf.getvalue())
+    click.echo(f"{len(frames)} structures -> {output}", err=True)
+
+
+@main.command()
+@click.option("-m", "--model", "model_name", default=None, metavar="NAME",
+              help="Potential: registered name, local folder or owner/name hub id [default: the bundled potential].")
 @click.option("--structure", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Any file ASE reads (xyz, extxyz, cif, pdb, ...); its last frame is used.")
 @click.option("--smiles", default=None, help="Build the molecule from SMILES (RDKit ETKDG + MMFF94).")

@@ -3,10 +3,12 @@
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import chemzoo
 from chemzoo.cli import main
 from chemzoo.registry import default_model
 
@@ -21,7 +23,7 @@ def run():
     return invoke
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["models", "info"], ["sample"], ["score"], ["md"], ["scaling"],
+@pytest.mark.parametrize("command", [[], ["models"], ["models", "info"], ["sample"], ["score"], ["md"], ["evaluate"], ["scaling"],
                                      *[["scaling", c] for c in ("fit", "plot", "predict", "advise", "tse")]])
 def test_every_command_has_help(run, command):
     result = run(*command, "--help")
@@ -260,3 +262,26 @@ def test_the_readme_model_table_is_the_registry_and_models_info_prints_measured_
     assert run("models", "--markdown").output.strip() == markdown_table(list_models())
     info = run("models", "info", "painn-151k-xtb-moses-30k").output
     assert "measured (from its card):" in info and "Force MAE (meV/Å): 74.06" in info
+
+
+def test_evaluate_writes_every_structures_energy_and_forces(run, tmp_path):
+    """`chemzoo evaluate FILE -o out.extxyz`: all frames, batched, the calculator's numbers."""
+    import numpy as np
+    from ase import Atoms
+    from ase.io import read, write
+
+    from training.potentials.dataset import load_dataset
+
+    data = load_dataset(Path(__file__).parent / "data" / "xtb-moses-200")
+    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
+    frames = [Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b]) for a, b in zip(starts[:6], starts[1:7])]
+    write(tmp_path / "in.xyz", frames)
+    result = run("evaluate", tmp_path / "in.xyz", "-o", tmp_path / "out.extxyz", "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    out = read(tmp_path / "out.extxyz", index=":")
+    calc = chemzoo.calculator()
+    for atoms, got in zip(frames, out):
+        atoms.calc = calc
+        assert got.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=2e-3)
+        np.testing.assert_allclose(got.get_forces(), atoms.get_forces(), atol=1e-4)
+    one_line_error(run("evaluate", tmp_path / "in.xyz", "-o", tmp_path / "in.xyz"), "is the input file")
