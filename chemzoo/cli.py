@@ -352,6 +352,65 @@ def evaluate(model_name, structures, output, batch_size, dtype, overwrite):
 @click.option("-m", "--model", "model_name", default=None, metavar="NAME",
               help="Potential: registered name, local folder or owner/name hub id [default: the bundled potential].")
 @click.option("--structure", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Any file ASE reads (xyz, extxyz, sdf, pdb, ...); every frame is relaxed.")
+@click.option("--smiles", default=None, help="Build the molecule from SMILES (RDKit ETKDG + MMFF94) and relax it.")
+@click.option("--fmax", type=Finite(min=0, min_open=True), default=0.05, show_default=True,
+              help="Stop when every atom's force is below this (eV/Å).")
+@click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True, help="Most optimizer steps per structure.")
+@click.option("--optimizer", type=click.Choice(["lbfgs", "fire"]), default="lbfgs", show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True, help="The SMILES embedding.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="extxyz of the relaxed structures with their energies (eV) and forces (eV/Å).")
+@_overwrite_option
+def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, output, overwrite):
+    """Geometry optimisation with a neural-network potential (ASE's LBFGS or FIRE)."""
+    import chemzoo
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import read, write
+    from ase.optimize import FIRE, LBFGS
+
+    from chemzoo.potentials.md import atoms_from_smiles
+
+    if (structure is None) == (smiles is None):
+        raise click.UsageError("give exactly one of --structure or --smiles")
+    if output.suffix.lower() not in {".extxyz", ".xyz"}:
+        raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
+    if structure is not None and output.resolve() == structure.resolve():
+        raise click.BadParameter(f"{output} is the input structure; write to another file", param_hint="-o/--output")
+    check_writable(output, overwrite)
+    if smiles is not None:
+        frames = [atoms_from_smiles(smiles, seed=seed)]
+    else:
+        try:
+            frames = read(structure, index=":")
+        except Exception as exc:  # ASE raises many types for unreadable files
+            raise ChemzooError(f"cannot read structures from {structure}: {str(exc).splitlines()[0] if str(exc) else exc}")
+    calc = chemzoo.calculator(model_name)
+    relaxed, unconverged = [], []
+    for k, atoms in enumerate(frames):
+        atoms.calc = calc
+        opt = (LBFGS if optimizer == "lbfgs" else FIRE)(atoms, logfile=None)
+        converged = opt.run(fmax=fmax, steps=steps)
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        atoms.info.update(relaxed=bool(converged), optimizer_steps=opt.nsteps, fmax=fmax, model=calc.model_name)
+        if not converged:
+            unconverged.append(k)
+        relaxed.append(atoms)
+    buf = io.StringIO()
+    write(buf, relaxed, format="extxyz")
+    write_atomically(output, buf.getvalue())
+    click.echo(f"{len(relaxed) - len(unconverged)} of {len(relaxed)} structures relaxed to fmax {fmax} eV/Å -> {output}",
+               err=True)
+    if unconverged:
+        raise click.ClickException(f"structure(s) {', '.join(map(str, unconverged[:10]))} not converged in {steps} steps "
+                                   "(written as they ended); raise --steps or check the structure")
+
+
+@main.command()
+@click.option("-m", "--model", "model_name", default=None, metavar="NAME",
+              help="Potential: registered name, local folder or owner/name hub id [default: the bundled potential].")
+@click.option("--structure", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Any file ASE reads (xyz, extxyz, cif, pdb, ...); its last frame is used.")
 @click.option("--smiles", default=None, help="Build the molecule from SMILES (RDKit ETKDG + MMFF94).")
 @click.option("--ensemble", type=click.Choice(["nve", "langevin"]), default="langevin", show_default=True)

@@ -23,7 +23,7 @@ def run():
     return invoke
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["models", "info"], ["sample"], ["score"], ["md"], ["evaluate"], ["scaling"],
+@pytest.mark.parametrize("command", [[], ["models"], ["models", "info"], ["sample"], ["score"], ["md"], ["evaluate"], ["relax"], ["scaling"],
                                      *[["scaling", c] for c in ("fit", "plot", "predict", "advise", "tse")]])
 def test_every_command_has_help(run, command):
     result = run(*command, "--help")
@@ -285,3 +285,21 @@ def test_evaluate_writes_every_structures_energy_and_forces(run, tmp_path):
         assert got.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=2e-3)
         np.testing.assert_allclose(got.get_forces(), atoms.get_forces(), atol=1e-4)
     one_line_error(run("evaluate", tmp_path / "in.xyz", "-o", tmp_path / "in.xyz"), "is the input file")
+
+
+def test_relax_reaches_fmax_and_says_when_it_did_not(run, tmp_path):
+    import numpy as np
+    from ase.io import read
+
+    out = tmp_path / "relaxed.extxyz"
+    result = run("relax", "--smiles", "CC(=O)Oc1ccccc1C(=O)O", "--fmax", "0.05", "-o", out)
+    assert result.exit_code == 0 and "1 of 1 structures relaxed" in result.output
+    (aspirin,) = read(out, index=":")
+    assert aspirin.info["relaxed"] and np.linalg.norm(aspirin.get_forces(), axis=1).max() < 0.05
+    calc = chemzoo.calculator()
+    check = aspirin.copy()
+    check.calc = calc  # the written energy is the model's at the written geometry
+    assert check.get_potential_energy() == pytest.approx(aspirin.get_potential_energy(), abs=2e-3)
+    short = run("relax", "--structure", out, "--fmax", "1e-6", "--steps", "1", "-o", tmp_path / "short.extxyz")
+    one_line_error(short, "structure(s) 0 not converged in 1 steps")
+    assert (tmp_path / "short.extxyz").is_file()  # written as it ended
