@@ -124,6 +124,28 @@ def read_smiles_column(path: Path, column: str | None = None) -> list[tuple[int,
     return out
 
 
+def read_frames(path: Path) -> list:
+    """Every frame of a structure file ASE reads; a one-line error when it cannot or there are none."""
+    from ase.io import read
+
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise ChemzooError(f"cannot read structures from {path}: {str(exc).splitlines()[0] if str(exc) else exc}")
+    if not frames:
+        raise ChemzooError(f"{path} holds no structures")
+    return frames
+
+
+def write_frames(path: Path, frames: list) -> None:
+    """Structures (with their single-point results) to extxyz, atomically."""
+    from ase.io import write
+
+    buf = io.StringIO()
+    write(buf, frames, format="extxyz")
+    write_atomically(path, buf.getvalue())
+
+
 def load_chemgpt_or_explain(name):
     """A ChemGPT by name or folder; a one-line error when the name is another family's model."""
     from chemzoo.loading import load
@@ -326,25 +348,17 @@ def evaluate(model_name, structures, output, batch_size, dtype, overwrite):
     """Energies and forces of every structure in a file (any format ASE reads; all frames), batched."""
     import chemzoo
     from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import read, write
 
     if output.suffix.lower() not in {".extxyz", ".xyz"}:
         raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
     if output.resolve() == structures.resolve():
         raise click.BadParameter(f"{output} is the input file; write to another file", param_hint="-o/--output")
     check_writable(output, overwrite)
-    try:
-        frames = read(structures, index=":")
-    except Exception as exc:  # ASE raises many types for unreadable files
-        raise ChemzooError(f"cannot read structures from {structures}: {str(exc).splitlines()[0] if str(exc) else exc}")
-    if not frames:
-        raise ChemzooError(f"{structures} holds no structures")
+    frames = read_frames(structures)
     results = chemzoo.evaluate(model_name, frames, batch_size=batch_size, dtype=dtype, progress=len(frames) > 100)
     for atoms, r in zip(frames, results):
         atoms.calc = SinglePointCalculator(atoms, **{k: v for k, v in r.items() if k != "free_energy"})
-    buf = io.StringIO()
-    write(buf, frames, format="extxyz")
-    write_atomically(output, buf.getvalue())
+    write_frames(output, frames)
     click.echo(f"{len(frames)} structures -> {output}", err=True)
 
 
@@ -366,7 +380,6 @@ def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, output, o
     """Geometry optimisation with a neural-network potential (ASE's LBFGS or FIRE)."""
     import chemzoo
     from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import read, write
     from ase.optimize import FIRE, LBFGS
 
     from chemzoo.potentials.md import atoms_from_smiles
@@ -381,10 +394,7 @@ def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, output, o
     if smiles is not None:
         frames = [atoms_from_smiles(smiles, seed=seed)]
     else:
-        try:
-            frames = read(structure, index=":")
-        except Exception as exc:  # ASE raises many types for unreadable files
-            raise ChemzooError(f"cannot read structures from {structure}: {str(exc).splitlines()[0] if str(exc) else exc}")
+        frames = read_frames(structure)
     calc = chemzoo.calculator(model_name)
     relaxed, unconverged = [], []
     for k, atoms in enumerate(frames):
@@ -397,9 +407,7 @@ def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, output, o
         if not converged:
             unconverged.append(k)
         relaxed.append(atoms)
-    buf = io.StringIO()
-    write(buf, relaxed, format="extxyz")
-    write_atomically(output, buf.getvalue())
+    write_frames(output, relaxed)
     click.echo(f"{len(relaxed) - len(unconverged)} of {len(relaxed)} structures relaxed to fmax {fmax} eV/Å -> {output}",
                err=True)
     if unconverged:
