@@ -421,7 +421,9 @@ def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, output, o
 @click.option("--structure", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Any file ASE reads (xyz, extxyz, cif, pdb, ...); its last frame is used.")
 @click.option("--smiles", default=None, help="Build the molecule from SMILES (RDKit ETKDG + MMFF94).")
-@click.option("--ensemble", type=click.Choice(["nve", "langevin"]), default="langevin", show_default=True)
+@click.option("--ensemble", type=click.Choice(["nve", "langevin", "bussi"]), default="langevin", show_default=True,
+              help="NVE, Langevin (NVT), or Bussi velocity rescaling (NVT, --taut).")
+@click.option("--taut", type=Finite(min=0, min_open=True), default=100.0, show_default=True, help="Bussi thermostat time constant, fs.")
 @click.option("--temperature", type=Finite(min=0, max=1e5), default=300.0, show_default=True, help="K")
 @click.option("--timestep", type=Finite(min=0, min_open=True, max=10), default=0.5, show_default=True, help="fs")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
@@ -442,7 +444,7 @@ def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, output, o
               help="Trajectory (.extxyz); the log goes to <stem>.csv, the plot to <stem>.png (traj.extxyz: traj.csv, "
                    "traj.png), the settings to <output>.json (traj.extxyz.json).")
 @_overwrite_option
-def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, friction, log_every, seed, dtype,
+def md(model_name, structure, smiles, ensemble, taut, temperature, timestep, steps, friction, log_every, seed, dtype,
        equilibrate, allow_reactions, committee, max_spread, output, overwrite):
     """Molecular dynamics with a neural-network potential (ASE): trajectory, CSV log and energy plot.
 
@@ -480,7 +482,7 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
     continued = has_momenta(atoms)
     settings = dict(model=model, structure=str(structure) if structure else None, smiles=smiles, ensemble=ensemble,
                     temperature_K=temperature, timestep_fs=timestep, steps=steps, friction_per_fs=friction,
-                    log_every=log_every, seed=seed, dtype=dtype, equilibrate_ps=equilibrate,
+                    taut_fs=taut if ensemble == "bussi" else None, log_every=log_every, seed=seed, dtype=dtype, equilibrate_ps=equilibrate,
                     allow_reactions=allow_reactions, committee=members, max_spread_eV_per_A=max_spread,
                     continued_from_momenta=continued, output=str(output),
                     chemzoo=chemzoo.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -490,7 +492,7 @@ def md(model_name, structure, smiles, ensemble, temperature, timestep, steps, fr
         click.echo(f"continuing from the momenta in {structure}", err=True)
     result = run_md(atoms, ensemble, temperature, timestep, steps, output, log_every, friction, seed,
                     keep_velocities=True, equilibrate=int(round(equilibrate * 1000 / timestep)),
-                    allow_reactions=allow_reactions, log_path=log_path, max_spread=max_spread)
+                    allow_reactions=allow_reactions, log_path=log_path, max_spread=max_spread, taut=taut)
     title = f"{model}: {len(atoms)} atoms, {ensemble} {temperature:g} K, {timestep:g} fs"
     if result.log:
         plot_energies(plot_path, result.log, len(atoms), title)

@@ -268,3 +268,22 @@ def test_a_multi_fragment_smiles_is_embedded_with_its_pieces_apart():
     assert n == 2 and sorted(np.bincount(label)) == [3, 9]  # water and ethanol, each bonded within itself
     d = np.linalg.norm(atoms.positions[label == 0][:, None] - atoms.positions[label == 1][None], axis=-1)
     assert d.min() >= FRAGMENT_GAP - 1e-6
+
+
+def test_bussi_thermostat_holds_the_temperature_and_records_its_time_constant(tmp_path):
+    """NVT by velocity rescaling (ASE's Bussi): where NVE would halve it (equipartition), aspirin stays near 400 K."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from chemzoo.cli import main
+
+    out = tmp_path / "nvt.extxyz"
+    args = ["md", "--structure", str(Path(__file__).parent / "data" / "aspirin.xyz"), "--ensemble", "bussi", "--taut", "20",
+            "--temperature", "400", "--steps", "1200", "--seed", "0", "-o", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    temps = [float(r["temperature_K"]) for r in csv.DictReader(open(tmp_path / "nvt.csv"))]
+    late = sum(temps[len(temps) // 2:]) / len(temps[len(temps) // 2:])
+    assert 280 < late < 520  # 21 atoms fluctuate; the mean of the last 0.3 ps is near 400 K
+    assert json.loads((tmp_path / "nvt.extxyz.json").read_text())["taut_fs"] == 20

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 from ase.io import read, write
+from ase.md.bussi import Bussi
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
@@ -97,16 +98,21 @@ def has_momenta(atoms: Atoms) -> bool:
     return bool(atoms.has("momenta") and np.abs(atoms.get_momenta()).max() > 0)
 
 
+ENSEMBLES = ("nve", "langevin", "bussi")
+
+
 def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, steps: int, trajectory: Path,
            log_every: int = 10, friction: float = 0.01, seed: int = 0, progress: bool = True,
            keep_velocities: bool = False, equilibrate: int = 0, watch_bonds: bool = True,
-           allow_reactions: bool = False, log_path: Path | None = None, max_spread: float | None = None) -> MDResult:
+           allow_reactions: bool = False, log_path: Path | None = None, max_spread: float | None = None,
+           taut: float = 100.0) -> MDResult:
     """Run MD on ``atoms`` (with a calculator); frames and log rows every ``log_every`` steps.
 
     Velocities are drawn from Maxwell-Boltzmann at ``temperature`` K (seeded) unless
     ``keep_velocities`` and the atoms carry momenta. ``equilibrate`` steps of Langevin at
     ``temperature`` run first (not written; the log starts after them). ``friction`` is the Langevin
-    friction in 1/fs. The covalent bond graph is watched (``chemzoo.potentials.bonds``) at every log
+    friction in 1/fs; ``bussi`` is NVT with the Bussi-Donadio-Parrinello velocity-rescaling thermostat
+    (time constant ``taut`` fs), which, unlike Langevin, leaves the dynamics' momenta uncorrupted. The covalent bond graph is watched (``chemzoo.potentials.bonds``) at every log
     row: a bond formed or broken ends the run (``reacted``) unless ``allow_reactions``. Stops early
     (``blew_up``) if the structure explodes (non-finite energy/positions, a temperature above 10x
     target + 1000 K, or atoms the calculator refuses, e.g. collapsing onto each other), keeping what
@@ -120,8 +126,8 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
         Stationary(atoms)
         if not atoms.pbc.any():
             ZeroRotation(atoms)
-    if ensemble not in ("nve", "langevin"):
-        raise ChemzooError(f"unknown ensemble {ensemble!r}; use nve or langevin")
+    if ensemble not in ENSEMBLES:
+        raise ChemzooError(f"unknown ensemble {ensemble!r}; use {', '.join(ENSEMBLES)}")
 
     def langevin():
         return Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature, friction=friction / units.fs,
@@ -194,7 +200,9 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
                 eq = langevin()
                 with tqdm(total=equilibrate, desc="equilibrate (Langevin)", unit="step", disable=not progress) as bar:
                     advance(eq, equilibrate, bar, lambda d: check(d, -(equilibrate - d.nsteps) * timestep))
-            dyn = langevin() if ensemble == "langevin" else VelocityVerlet(atoms, timestep=timestep * units.fs)
+            dyn = (langevin() if ensemble == "langevin" else
+                   Bussi(atoms, timestep=timestep * units.fs, temperature_K=temperature, taut=taut * units.fs, rng=rng)
+                   if ensemble == "bussi" else VelocityVerlet(atoms, timestep=timestep * units.fs))
             with tqdm(total=steps, desc=f"MD ({ensemble})", unit="step", disable=not progress) as bar:
                 record(dyn)
                 advance(dyn, steps, bar, record)
