@@ -21,14 +21,7 @@ import click
 from chemzoo.errors import ChemzooError
 from chemzoo.files import write_atomically
 from chemzoo.loading import FAMILIES
-
-
-def human(n: float) -> str:
-    """12345678 -> '12.3M'."""
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(int(n))
+from chemzoo.zoo import human
 
 
 class Finite(click.FloatRange):
@@ -155,6 +148,20 @@ def load_chemgpt_or_explain(name):
 
 def _overwrite_option(f):
     return click.option("--overwrite", is_flag=True, help="Replace output files that exist (refused otherwise).")(f)
+
+
+def _potential_option(f):
+    return click.option("-m", "--model", "model_name", default=None, metavar="NAME",
+                        help="Potential: registered name, local folder or owner/name hub id [default: the bundled "
+                             "potential].")(f)
+
+
+def check_structure_output(output: Path, source: Path | None, what: str) -> None:
+    """An extxyz output that is not the structure file it is made from (``what``: "the input file ...")."""
+    if output.suffix.lower() not in {".extxyz", ".xyz"}:
+        raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
+    if source is not None and output.resolve() == source.resolve():
+        raise click.BadParameter(f"{output} is {what}", param_hint="-o/--output")
 
 
 def _model_option(f):
@@ -336,8 +343,7 @@ def score(model_name, smiles_file, output, column, strip_stereo, strict, batch_s
 
 
 @main.command()
-@click.option("-m", "--model", "model_name", default=None, metavar="NAME",
-              help="Potential: registered name, local folder or owner/name hub id [default: the bundled potential].")
+@_potential_option
 @click.argument("structures", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="extxyz with each structure's energy (eV), forces (eV/Å) and, for cells, stress.")
@@ -349,10 +355,7 @@ def evaluate(model_name, structures, output, batch_size, dtype, overwrite):
     import chemzoo
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    if output.suffix.lower() not in {".extxyz", ".xyz"}:
-        raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
-    if output.resolve() == structures.resolve():
-        raise click.BadParameter(f"{output} is the input file; write to another file", param_hint="-o/--output")
+    check_structure_output(output, structures, "the input file; write to another file")
     check_writable(output, overwrite)
     frames = read_frames(structures)
     results = chemzoo.evaluate(model_name, frames, batch_size=batch_size, dtype=dtype, progress=len(frames) > 100)
@@ -363,8 +366,7 @@ def evaluate(model_name, structures, output, batch_size, dtype, overwrite):
 
 
 @main.command()
-@click.option("-m", "--model", "model_name", default=None, metavar="NAME",
-              help="Potential: registered name, local folder or owner/name hub id [default: the bundled potential].")
+@_potential_option
 @click.option("--structure", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Any file ASE reads (xyz, extxyz, sdf, pdb, ...); every frame is relaxed.")
 @click.option("--smiles", default=None, help="Build the molecule from SMILES (RDKit ETKDG + MMFF94) and relax it.")
@@ -386,10 +388,7 @@ def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, output, o
 
     if (structure is None) == (smiles is None):
         raise click.UsageError("give exactly one of --structure or --smiles")
-    if output.suffix.lower() not in {".extxyz", ".xyz"}:
-        raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
-    if structure is not None and output.resolve() == structure.resolve():
-        raise click.BadParameter(f"{output} is the input structure; write to another file", param_hint="-o/--output")
+    check_structure_output(output, structure, "the input structure; write to another file")
     check_writable(output, overwrite)
     if smiles is not None:
         frames = [atoms_from_smiles(smiles, seed=seed)]
@@ -416,8 +415,7 @@ def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, output, o
 
 
 @main.command()
-@click.option("-m", "--model", "model_name", default=None, metavar="NAME",
-              help="Potential: registered name, local folder or owner/name hub id [default: the bundled potential].")
+@_potential_option
 @click.option("--structure", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Any file ASE reads (xyz, extxyz, cif, pdb, ...); its last frame is used.")
 @click.option("--smiles", default=None, help="Build the molecule from SMILES (RDKit ETKDG + MMFF94).")
@@ -464,11 +462,7 @@ def md(model_name, structure, smiles, ensemble, taut, temperature, timestep, ste
         raise click.UsageError("give either -m NAME or --committee NAME,NAME,...")
     if max_spread is not None and committee is None:
         raise click.UsageError("--max-spread needs --committee")
-    if output.suffix.lower() not in {".extxyz", ".xyz"}:
-        raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
-    if structure is not None and output.resolve() == structure.resolve():
-        raise click.BadParameter(f"{output} is the input structure; write the trajectory to another file",
-                                 param_hint="-o/--output")
+    check_structure_output(output, structure, "the input structure; write the trajectory to another file")
     log_path, plot_path, settings_path = (output.with_suffix(".csv"), output.with_suffix(".png"),
                                           output.with_name(output.name + ".json"))
     for path in (output, log_path, plot_path, settings_path):

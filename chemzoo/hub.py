@@ -83,39 +83,40 @@ def verify(folder: Path, files: dict[str, str], messages: tuple[str, str] = REGI
             raise ChecksumError(messages[1].format(path=path))
 
 
-def verify_copy_of_registered(folder: Path) -> None:
-    """A local folder whose ``chemzoo.json`` names a registered model must hold that model's registered
-    weights and config (sha256): a corrupt copy would otherwise load and give silently wrong numbers."""
+def read_metadata(folder: Path) -> dict:
+    """A folder's ``chemzoo.json`` ({} when it has none); a one-line error when it is not a JSON object."""
     import json
 
     meta_file = folder / METADATA_FILE
+    if not meta_file.is_file():
+        return {}
     try:
-        name = json.loads(meta_file.read_text()).get("name") if meta_file.is_file() else None
+        meta = json.loads(meta_file.read_text())
     except (ValueError, OSError):
-        return
+        meta = None
+    if not isinstance(meta, dict):
+        raise ChecksumError(f"{meta_file} is not readable JSON: the folder is corrupt; restore it")
+    return meta
+
+
+def verify_local_folder(folder: Path) -> None:
+    """A local folder, against what its ``chemzoo.json`` promises: when it names a registered model, that model's
+    registered weights and config (a corrupt copy would otherwise load and give silently wrong numbers); and
+    the checksums chemzoo wrote beside the files it produced."""
+    meta = read_metadata(folder)
+    name = meta.get("name")
     entry = get_entry(name) if isinstance(name, str) else None
-    if entry is None:
-        return
-    for file in ("model.safetensors", "config.json"):
+    for file in ("model.safetensors", "config.json") if entry is not None else ():
         expected = entry.files.get(file)
         if expected and (folder / file).is_file() and sha256(folder / file) != expected:
             raise ChecksumError(f"{folder / file} differs from the registered {entry.name}'s (sha256): the copy is corrupt "
                                 f"or was modified; use the registered name {entry.name!r}, or if you changed it on "
                                 "purpose give it another name in its chemzoo.json")
-
-
-def verify_manifest(folder: Path) -> None:
-    """The files of a local folder against the checksums chemzoo wrote beside them (``chemzoo.json``)."""
-    import json
-
     meta_file = folder / METADATA_FILE
-    try:
-        checksums = json.loads(meta_file.read_text()).get("checksums") if meta_file.is_file() else None
-    except (ValueError, OSError, AttributeError):
-        raise ChecksumError(f"{meta_file} is not readable JSON: the folder is corrupt; restore it") from None
-    verify(folder, checksums or {}, (f"{{path}} is missing (its checksum is in {meta_file}); restore the folder",
-                                     f"{{path}} does not match the checksum chemzoo wrote beside it in {METADATA_FILE}: "
-                                     "the file is corrupt or was modified after training; restore it from where it came"))
+    verify(folder, meta.get("checksums") or {}, (
+        f"{{path}} is missing (its checksum is in {meta_file}); restore the folder",
+        f"{{path}} does not match the checksum chemzoo wrote beside it in {METADATA_FILE}: the file is corrupt or was "
+        "modified after training; restore it from where it came"))
 
 
 def check_finite_weights(tensors, path: Path, limit: float = 1e6) -> None:
@@ -144,6 +145,9 @@ def read_safetensors(path: Path, header_only: bool = False) -> dict | None:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ChecksumError(f"cannot read the weights in {path} ({reason}): the file is truncated or corrupt; "
                             "restore it, or delete the folder to download it again") from None
+
+
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}  # files chemzoo never unpickles as a whole
 
 
 def converted_cache() -> Path:
@@ -182,7 +186,7 @@ def convert_bin(folder: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".converting-"))
     try:
         for path in folder.iterdir():
-            if path.is_file() and path.suffix not in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}:
+            if path.is_file() and path.suffix not in PICKLE_SUFFIXES:
                 shutil.copy2(path, tmp / path.name)
         save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"),
                   metadata={"format": "pt"})
@@ -199,7 +203,7 @@ def _check_weights(folder: Path, label: str) -> Path:
     if not any(folder.glob("*.safetensors")):
         if (folder / "pytorch_model.bin").is_file():
             return convert_bin(folder)
-        pickled = [p.name for p in folder.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
+        pickled = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
         extra = f" (found {', '.join(pickled)}: chemzoo never unpickles weights; convert them to safetensors)" if pickled else ""
         raise ChecksumError(f"{label} has no .safetensors weights in {folder}{extra}")
     return folder
@@ -222,8 +226,7 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelEntry | None]:
     entry = get_entry(text)
     bare_name = os.sep not in text and not text.startswith((".", "~"))
     if path.is_dir() and not (entry is not None and bare_name):
-        verify_copy_of_registered(path)
-        verify_manifest(path)
+        verify_local_folder(path)
         return _check_weights(path, text), None
     if entry is not None:  # a registered name wins over a same-named folder here (which has no checksums)
         if path.is_dir():

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import click
 
-from chemzoo.hub import sha256
+from chemzoo.hub import PICKLE_SUFFIXES, sha256
 from chemzoo.registry import REGISTRY_FILE
 
 HUB_ORG = "chemzoo"
 MAX_BUNDLED_BYTES = 20 * 1024 * 1024
-PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
 
 
 def check_folder(folder: Path) -> dict:

@@ -248,17 +248,14 @@ def keep_records(out: Path, dest: Path) -> None:
         shutil.copy2(out / name, dest / name)
 
 
-def short(n: float) -> str:
-    """1234567 -> 1.23m, 30000 -> 30k."""
-    for unit, size in (("b", 1e9), ("m", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(int(n))
-
-
 def registry_name(params: int, n_train: int, architecture: str = "gpt_neo") -> str:
     """chemgpt-<parameters>-moses-<molecules>, e.g. chemgpt-118k-moses-100k; potentials
     <architecture>-<parameters>-xtb-moses-<structures>, e.g. painn-151k-xtb-moses-30k."""
+    from chemzoo.zoo import human
+
+    def short(n: float) -> str:  # 1234567 -> 1.23m, 30000 -> 30k
+        return human(n).lower()
+
     if architecture == "gpt_neo":
         return f"chemgpt-{short(params)}-moses-{short(n_train)}"
     return f"{architecture}-{short(params)}-xtb-moses-{short(n_train)}"

@@ -129,9 +129,14 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
     if ensemble not in ENSEMBLES:
         raise ChemzooError(f"unknown ensemble {ensemble!r}; use {', '.join(ENSEMBLES)}")
 
-    def langevin():
-        return Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature, friction=friction / units.fs,
-                        rng=rng)
+    def integrator(kind: str):
+        """ASE's dynamics for ``kind`` (one of ENSEMBLES) at this run's settings."""
+        dt = timestep * units.fs
+        if kind == "langevin":
+            return Langevin(atoms, timestep=dt, temperature_K=temperature, friction=friction / units.fs, rng=rng)
+        if kind == "bussi":
+            return Bussi(atoms, timestep=dt, temperature_K=temperature, taut=taut * units.fs, rng=rng)
+        return VelocityVerlet(atoms, timestep=dt)
 
     watch = BondWatch(atoms) if watch_bonds else None
     trajectory.unlink(missing_ok=True)
@@ -197,12 +202,10 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
     try:
         try:
             if equilibrate > 0:
-                eq = langevin()
+                eq = integrator("langevin")
                 with tqdm(total=equilibrate, desc="equilibrate (Langevin)", unit="step", disable=not progress) as bar:
                     advance(eq, equilibrate, bar, lambda d: check(d, -(equilibrate - d.nsteps) * timestep))
-            dyn = (langevin() if ensemble == "langevin" else
-                   Bussi(atoms, timestep=timestep * units.fs, temperature_K=temperature, taut=taut * units.fs, rng=rng)
-                   if ensemble == "bussi" else VelocityVerlet(atoms, timestep=timestep * units.fs))
+            dyn = integrator(ensemble)
             with tqdm(total=steps, desc=f"MD ({ensemble})", unit="step", disable=not progress) as bar:
                 record(dyn)
                 advance(dyn, steps, bar, record)
