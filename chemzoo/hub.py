@@ -54,10 +54,15 @@ def download(repo_id: str, revision: str = "main") -> Path:
     if hub_offline():
         raise OfflineError(f"{repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set {where}; "
                            "unset HF_HUB_OFFLINE to download it, or pass a local folder")
+    def fetch(patterns: list[str]) -> Path:
+        return Path(huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=hub_cache_dir(),
+                                                      allow_patterns=patterns,
+                                                      endpoint=os.environ.get("HF_ENDPOINT") or None, etag_timeout=10))
+
     try:
-        path = huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=hub_cache_dir(),
-                                                 allow_patterns=CHECKPOINT_PATTERNS,
-                                                 endpoint=os.environ.get("HF_ENDPOINT") or None, etag_timeout=10)
+        path = fetch(CHECKPOINT_PATTERNS)
+        if not any(path.glob("*.safetensors")):  # a repo that publishes only a pickled state dict (ncfrey/ChemGPT-*):
+            path = fetch(CHECKPOINT_PATTERNS + ["pytorch_model.bin"])  # convert_bin reads it as tensors only
     except RepositoryNotFoundError:
         raise OfflineError(f"hub repo {repo_id!r} does not exist or is private {where}") from None
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
@@ -209,12 +214,29 @@ def _check_weights(folder: Path, label: str) -> Path:
     return folder
 
 
+def safetensors_snapshot(entry: ModelEntry) -> Path | None:
+    """The entry's ``safetensors_revision`` (e.g. the hub's safetensors conversion, ``refs/pr/1``, of a repo whose
+    ``revision`` holds only ``pytorch_model.bin``), cached or downloaded, when it holds safetensors weights;
+    None otherwise (offline and not cached, no such revision, no network), and then ``revision`` is used."""
+    if not entry.safetensors_revision:
+        return None
+    folder = cached_snapshot(entry.hub_repo, entry.safetensors_revision)
+    if folder is None and not hub_offline():
+        try:
+            folder = download(entry.hub_repo, entry.safetensors_revision)
+        except OfflineError:
+            return None
+    return folder if folder is not None and any(folder.glob("*.safetensors")) else None
+
+
 def resolve_entry(entry: ModelEntry) -> Path:
-    """Folder of a registered model: bundled, else cached, else downloaded; checksums verified."""
+    """Folder of a registered model: bundled, else cached, else downloaded (its safetensors revision preferred
+    where it has one); checksums verified."""
     if entry.bundled and entry.bundled_dir.is_dir():
         folder = entry.bundled_dir
     else:
-        folder = cached_snapshot(entry.hub_repo, entry.revision) or download(entry.hub_repo, entry.revision)
+        folder = (safetensors_snapshot(entry) or cached_snapshot(entry.hub_repo, entry.revision)
+                  or download(entry.hub_repo, entry.revision))
     verify(folder, entry.files)
     return _check_weights(folder, entry.name)
 

@@ -68,7 +68,8 @@ def source(entry: ModelEntry) -> str:
 
     if entry.bundled and entry.bundled_dir.is_dir():
         return "bundled"
-    return "cached" if cached_snapshot(entry.hub_repo, entry.revision) else "hub"
+    revisions = (entry.safetensors_revision, entry.revision) if entry.safetensors_revision else (entry.revision,)
+    return "cached" if any(cached_snapshot(entry.hub_repo, r) for r in revisions) else "hub"
 
 
 def check_device(device) -> None:

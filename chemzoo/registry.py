@@ -30,6 +30,7 @@ class ModelEntry:
     n_train: int
     hub_repo: str
     revision: str = "main"
+    safetensors_revision: str = ""  # a revision with safetensors weights, preferred over converting revision's .bin
     files: dict[str, str] = field(default_factory=dict)
     bundled: bool = False
     default: bool = False

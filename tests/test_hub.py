@@ -266,3 +266,73 @@ def test_one_loader_one_family_table_and_no_import_cycle():
     pot = chemzoo.load("painn-12.1k-xtb-moses-30k", device="cpu", dtype="float64")
     assert isinstance(pot, Potential) and next(pot.parameters()).dtype == torch.float64
     assert chemzoo.list_models("potential") == [e for e in chemzoo.list_models() if e.family == "potential"]
+
+
+def test_the_hub_safetensors_revision_is_preferred_to_converting_the_bin(hub_env, tmp_path, monkeypatch, published_layout):
+    """ncfrey/ChemGPT-* keep pytorch_model.bin on main and the hub's safetensors conversion on refs/pr/1: when
+    that revision is cached it is loaded as is (nothing unpickled); without it main's .bin is converted."""
+    entry = get_entry("ChemGPT-4.7M")
+    assert entry.safetensors_revision == "refs/pr/1" and entry.revision == "main"
+    monkeypatch.setenv("CHEMZOO_CACHE", str(tmp_path / "cache"))
+    snap = lay_out_as_hub_cache(hub_env, entry.hub_repo, published_layout, commit="f" * 40)
+    ref = hub_env / f"models--{entry.hub_repo.replace('/', '--')}" / "refs"
+    (ref / "main").rename(ref / "pr-tmp")
+    (ref / "refs" / "pr").mkdir(parents=True)
+    (ref / "pr-tmp").rename(ref / "refs" / "pr" / "1")  # only refs/pr/1 is cached
+    assert source(entry) == "cached"
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("nothing may be unpickled"))
+    assert resolve_entry(entry) == snap
+    assert chemzoo.load("ChemGPT-4.7M").num_parameters > 4e6
+    assert not (tmp_path / "cache" / "converted").exists()
+
+
+def test_a_first_online_load_prefers_the_safetensors_revision_else_downloads_the_bin(tmp_path, monkeypatch,
+                                                                                    published_layout):
+    """The download path at huggingface_hub's boundary (no network): which revisions and files are asked for."""
+    import fnmatch
+
+    from huggingface_hub.errors import RevisionNotFoundError
+    from safetensors.torch import load_file
+
+    import chemzoo.hub as hub
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub, "hub_offline", lambda: False)
+    bin_repo = tmp_path / "bin-repo"  # main as published: pytorch_model.bin, no safetensors
+    shutil.copytree(published_layout, bin_repo)
+    state = load_file(str(bin_repo / "model.safetensors"))
+    (bin_repo / "model.safetensors").unlink()
+    torch.save(state, bin_repo / "pytorch_model.bin")
+    calls = []
+
+    def fake_snapshot_download(repo_id, revision="main", allow_patterns=None, local_files_only=False, **_):
+        calls.append((revision, local_files_only, "pytorch_model.bin" in (allow_patterns or [])))
+        if local_files_only:
+            raise hub.LocalEntryNotFoundError("not cached")
+        if revision == "refs/pr/1":
+            if pr_exists:
+                return str(published_layout)
+            missing = RevisionNotFoundError.__new__(RevisionNotFoundError)  # its HTTP response is not needed here
+            Exception.__init__(missing, "404 Client Error: Revision Not Found for url .../refs%2Fpr%2F1")
+            raise missing
+        out = tmp_path / f"main-{len(calls)}"
+        out.mkdir()
+        for f in bin_repo.iterdir():
+            if any(fnmatch.fnmatch(f.name, p) for p in allow_patterns):
+                shutil.copy(f, out)
+        return str(out)
+
+    monkeypatch.setattr(hub.huggingface_hub, "snapshot_download", fake_snapshot_download)
+    entry = get_entry("ChemGPT-4.7M")
+    pr_exists = True
+    assert resolve_entry(entry) == published_layout
+    assert calls == [("refs/pr/1", True, False), ("refs/pr/1", False, False)]
+
+    calls.clear()
+    pr_exists = False
+    monkeypatch.setenv("CHEMZOO_CACHE", str(tmp_path / "cache"))
+    folder = resolve_entry(entry)
+    assert (folder / "model.safetensors").is_file() and (folder / "conversion.json").is_file()
+    # main first without pickles; the .bin only because main has no safetensors
+    assert calls[-2:] == [("main", False, False), ("main", False, True)]

@@ -132,6 +132,11 @@ GRIDS = {
         # training speed estimation: 4 learning rates x 2 batch sizes of one SchNet, 10 epochs of 4,000 structures
         "tse": PotentialGrid(("schnet",), (32,), (4_000,), min_epochs=10, min_steps=0, lrs=(3e-4, 1e-3, 3e-3, 1e-2),
                              batch_sizes=(16, 64), data="data/xtb-moses-5k-ladder", table="potential-tse"),
+        # the same sweep, widened to 16 configurations (x widths 16, 32) and run on this machine's CPU, where a run's
+        # cost follows the structures it processes, not its number of steps as on a shared GPU
+        "tse-cpu": PotentialGrid(("schnet",), (16, 32), (4_000,), min_epochs=10, min_steps=0,
+                                 lrs=(3e-4, 1e-3, 3e-3, 1e-2), batch_sizes=(16, 64), data="data/xtb-moses-5k-ladder",
+                                 table="potential-tse-cpu"),
         "test": PotentialGrid(("schnet", "painn"), (4, 8), (64,), interactions=2, cutoff=4.0, min_epochs=1, min_steps=4,
                               data="tests/data/xtb-moses-200"),
     },
