@@ -17,7 +17,7 @@ from chemzoo.loading import check_device, list_models
 from chemzoo.registry import ModelEntry, default_model
 
 __version__ = "0.1.0"
-__all__ = ["list_models", "load", "sample", "score", "calculator", "evaluate", "default_model", "ModelEntry", "ChemzooError",
+__all__ = ["list_models", "load", "sample", "score", "calculator", "evaluate", "relax", "default_model", "ModelEntry", "ChemzooError",
            "UnknownModelError", "ChecksumError", "OfflineError", "InvalidMoleculeError"]
 
 
@@ -65,6 +65,18 @@ def evaluate(model, structures, batch_size: int = 64, device: str = "cpu", dtype
 
     calc = model if isinstance(model, ChemzooCalculator) else calculator(model, device=device, dtype=dtype)
     return calc.evaluate(structures, batch_size=batch_size, progress=progress)
+
+
+def relax(model, structures, fmax: float = 0.05, steps: int = 500, optimizer: str = "lbfgs", batch_size: int = 32,
+          device: str = "cpu", dtype: str = "float32", progress: bool | None = None) -> list:
+    """Relaxed copies of many ``ase.Atoms`` (ASE's LBFGS or FIRE each, forces evaluated in batched passes) until
+    every force is below ``fmax`` (eV/Å) or ``steps`` steps; each carries its energy/forces and ``info``
+    ``relaxed``, ``optimizer_steps``, ``model``. ``model``: as for ``evaluate``."""
+    from chemzoo.potentials.calculator import ChemzooCalculator
+    from chemzoo.potentials.relax import relax_many
+
+    calc = model if isinstance(model, ChemzooCalculator) else calculator(model, device=device, dtype=dtype)
+    return relax_many(calc, structures, fmax, steps, optimizer, batch_size, progress)
 
 
 def _chemgpt(model):

@@ -156,10 +156,15 @@ def _potential_option(f):
                              "potential].")(f)
 
 
-def check_structure_output(output: Path, source: Path | None, what: str) -> None:
-    """An extxyz output that is not the structure file it is made from (``what``: "the input file ...")."""
-    if output.suffix.lower() not in {".extxyz", ".xyz"}:
-        raise click.BadParameter("use a .extxyz (or .xyz) file name", param_hint="-o/--output")
+def check_structure_output(output: Path, source: Path | None, what: str, sdf: bool = False) -> None:
+    """An extxyz (or, ``sdf``, SDF) output that is not the structure file it is made from (``what``: "the input
+    file ...")."""
+    from chemzoo.potentials.sdf import SDF_SUFFIXES
+
+    allowed = {".extxyz", ".xyz"} | (SDF_SUFFIXES if sdf else set())
+    if output.suffix.lower() not in allowed:
+        raise click.BadParameter("use a .extxyz (or .xyz" + (", .sdf" if sdf else "") + ") file name",
+                                 param_hint="-o/--output")
     if source is not None and output.resolve() == source.resolve():
         raise click.BadParameter(f"{output} is {what}", param_hint="-o/--output")
 
@@ -368,45 +373,55 @@ def evaluate(model_name, structures, output, batch_size, dtype, overwrite):
 @main.command()
 @_potential_option
 @click.option("--structure", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Any file ASE reads (xyz, extxyz, sdf, pdb, ...); every frame is relaxed.")
+              help="Any file ASE reads (xyz, extxyz, pdb, ...) or an SDF (bonds kept); every frame is relaxed.")
 @click.option("--smiles", default=None, help="Build the molecule from SMILES (RDKit ETKDG + MMFF94) and relax it.")
 @click.option("--fmax", type=Finite(min=0, min_open=True), default=0.05, show_default=True,
               help="Stop when every atom's force is below this (eV/Å).")
 @click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True, help="Most optimizer steps per structure.")
 @click.option("--optimizer", type=click.Choice(["lbfgs", "fire"]), default="lbfgs", show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True, help="The SMILES embedding.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Structures whose forces are evaluated in one pass (each keeps its own optimizer).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="extxyz of the relaxed structures with their energies (eV) and forces (eV/Å).")
+              help="The relaxed structures: .extxyz with energies (eV) and forces (eV/Å), or .sdf with bonds (from the "
+                   "SMILES or input SDF, else perceived) and energy_eV, max_force_eV_per_A, relaxed, optimizer_steps.")
 @_overwrite_option
-def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, output, overwrite):
-    """Geometry optimisation with a neural-network potential (ASE's LBFGS or FIRE)."""
-    import chemzoo
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.optimize import FIRE, LBFGS
+def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, batch_size, output, overwrite):
+    """Geometry optimisation with a neural-network potential (ASE's LBFGS or FIRE; many structures batched)."""
+    import numpy as np
 
-    from chemzoo.potentials.md import atoms_from_smiles
+    import chemzoo
+    from chemzoo.potentials.md import molecule_from_smiles
+    from chemzoo.potentials.relax import relax_many
+    from chemzoo.potentials.sdf import SDF_SUFFIXES, read_sdf, sdf_text
 
     if (structure is None) == (smiles is None):
         raise click.UsageError("give exactly one of --structure or --smiles")
-    check_structure_output(output, structure, "the input structure; write to another file")
+    check_structure_output(output, structure, "the input structure; write to another file", sdf=True)
     check_writable(output, overwrite)
     if smiles is not None:
-        frames = [atoms_from_smiles(smiles, seed=seed)]
+        atoms, mol = molecule_from_smiles(smiles, seed=seed)
+        frames, templates = [atoms], [mol]
+    elif structure.suffix.lower() in SDF_SUFFIXES:
+        frames, templates = read_sdf(structure)
     else:
         frames = read_frames(structure)
-    calc = chemzoo.calculator(model_name)
-    relaxed, unconverged = [], []
-    for k, atoms in enumerate(frames):
-        atoms.calc = calc
-        opt = (LBFGS if optimizer == "lbfgs" else FIRE)(atoms, logfile=None)
-        converged = opt.run(fmax=fmax, steps=steps)
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        atoms.info.update(relaxed=bool(converged), optimizer_steps=opt.nsteps, fmax=fmax, model=calc.model_name)
-        if not converged:
-            unconverged.append(k)
-        relaxed.append(atoms)
-    write_frames(output, relaxed)
+        templates = [None] * len(frames)
+    as_sdf = output.suffix.lower() in SDF_SUFFIXES
+    if as_sdf and any(a.pbc.any() for a in frames):
+        raise click.BadParameter("periodic structures cannot be written as SDF; use a .extxyz file name",
+                                 param_hint="-o/--output")
+    if smiles is not None:
+        frames[0].info["name"] = smiles
+    relaxed = relax_many(chemzoo.calculator(model_name), frames, fmax, steps, optimizer, batch_size)
+    unconverged = [k for k, atoms in enumerate(relaxed) if not atoms.info["relaxed"]]
+    if as_sdf:
+        write_atomically(output, sdf_text(relaxed, templates, [
+            dict(energy_eV=a.get_potential_energy(), max_force_eV_per_A=float(np.linalg.norm(a.get_forces(), axis=1).max()),
+                 relaxed=int(a.info["relaxed"]), optimizer_steps=a.info["optimizer_steps"], model=a.info["model"])
+            for a in relaxed]))
+    else:
+        write_frames(output, relaxed)
     click.echo(f"{len(relaxed) - len(unconverged)} of {len(relaxed)} structures relaxed to fmax {fmax} eV/Å -> {output}",
                err=True)
     if unconverged:

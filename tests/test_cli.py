@@ -303,3 +303,80 @@ def test_relax_reaches_fmax_and_says_when_it_did_not(run, tmp_path):
     short = run("relax", "--structure", out, "--fmax", "1e-6", "--steps", "1", "-o", tmp_path / "short.extxyz")
     one_line_error(short, "structure(s) 0 not converged in 1 steps")
     assert (tmp_path / "short.extxyz").is_file()  # written as it ended
+
+
+def test_relax_writes_sdf_with_the_molecules_bonds_and_reads_sdf_back(run, tmp_path):
+    """SDF out keeps the SMILES' (or input SDF's) bonds, perceives them for xyz input, and carries the energy."""
+    from ase.io import read, write
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from chemzoo.potentials.md import atoms_from_smiles
+
+    aspirin = "CC(=O)Oc1ccccc1C(=O)O"
+    result = run("relax", "--smiles", aspirin, "-o", tmp_path / "aspirin.sdf")
+    assert result.exit_code == 0, result.output
+    (mol,) = Chem.SDMolSupplier(str(tmp_path / "aspirin.sdf"), removeHs=False)
+    assert Chem.MolToSmiles(Chem.RemoveHs(mol)) == Chem.CanonSmiles(aspirin) and mol.GetNumAtoms() == 21
+    props = mol.GetPropsAsDict()
+    assert props["relaxed"] == 1 and props["max_force_eV_per_A"] < 0.05 and props["model"] == default_model("potential").name
+    atoms = atoms_from_smiles(aspirin)
+    atoms.positions = mol.GetConformer().GetPositions()
+    atoms.calc = chemzoo.calculator()
+    assert props["energy_eV"] == pytest.approx(atoms.get_potential_energy(), abs=2e-3)
+    assert mol.GetProp("_Name") == aspirin
+
+    again = run("relax", "--structure", tmp_path / "aspirin.sdf", "--fmax", "0.01", "-o", tmp_path / "tighter.sdf")
+    assert again.exit_code == 0, again.output
+    (tight,) = Chem.SDMolSupplier(str(tmp_path / "tighter.sdf"), removeHs=False)
+    assert Chem.MolToSmiles(tight) == Chem.MolToSmiles(mol) and tight.GetDoubleProp("max_force_eV_per_A") < 0.01
+
+    caffeine = "Cn1cnc2c1c(=O)n(C)c(=O)n2C"  # from xyz: bonds and bond orders perceived from the geometry
+    write(tmp_path / "caffeine.xyz", atoms_from_smiles(caffeine))
+    assert run("relax", "--structure", tmp_path / "caffeine.xyz", "-o", tmp_path / "caffeine.sdf").exit_code == 0
+    (caf,) = Chem.SDMolSupplier(str(tmp_path / "caffeine.sdf"))
+    assert Chem.MolToSmiles(caf) == Chem.CanonSmiles(caffeine)
+
+    no_h = Chem.MolFromSmiles("CCO")  # an SDF without hydrogens: they are added
+    with_h = Chem.AddHs(no_h)
+    AllChem.EmbedMolecule(with_h, randomSeed=0)
+    Chem.MolToMolFile(Chem.RemoveHs(with_h), str(tmp_path / "ethanol.sdf"))
+    assert run("relax", "--structure", tmp_path / "ethanol.sdf", "-o", tmp_path / "ethanol.extxyz").exit_code == 0
+    assert len(read(tmp_path / "ethanol.extxyz")) == 9
+
+    flat = Chem.MolFromSmiles("CCO")
+    AllChem.Compute2DCoords(flat)
+    Chem.MolToMolFile(flat, str(tmp_path / "flat.sdf"))
+    one_line_error(run("relax", "--structure", tmp_path / "flat.sdf", "-o", tmp_path / "x.sdf"), "record 1 has 2D coordinates")
+    box = atoms_from_smiles("O")
+    box.cell, box.pbc = [8, 8, 8], True
+    write(tmp_path / "box.extxyz", box)
+    one_line_error(run("relax", "--structure", tmp_path / "box.extxyz", "-o", tmp_path / "box.sdf"),
+                   "periodic structures cannot be written as SDF")
+    one_line_error(run("relax", "--smiles", "CCO", "-o", tmp_path / "x.pdb"), "use a .extxyz (or .xyz, .sdf) file name")
+
+
+def test_batched_relax_takes_ases_own_path():
+    """chemzoo.relax (forces batched, one ASE optimizer per structure) == ASE's optimizer run one by one."""
+    import numpy as np
+    from ase.optimize import FIRE, LBFGS
+
+    from chemzoo.potentials.md import atoms_from_smiles
+
+    frames = [atoms_from_smiles(s, seed=1) for s in ("CCO", "c1ccccc1", "CC(=O)N")]
+    for atoms in frames:
+        atoms.rattle(0.05, seed=2)
+    calc = chemzoo.calculator(dtype="float64")
+    for name, optimizer in (("lbfgs", LBFGS), ("fire", FIRE)):
+        relaxed = chemzoo.relax(calc, frames, fmax=0.02, steps=40, optimizer=name, batch_size=2)
+        assert all(r is not a for r, a in zip(relaxed, frames)) and frames[0].calc is None  # copies; inputs untouched
+        for atoms, got in zip(frames, relaxed):
+            ref = atoms.copy()
+            ref.calc = calc
+            opt = optimizer(ref, logfile=None)
+            converged = opt.run(fmax=0.02, steps=40)
+            assert (got.info["relaxed"], got.info["optimizer_steps"]) == (converged, opt.nsteps)
+            np.testing.assert_allclose(got.positions, ref.positions, atol=1e-7)
+            assert got.get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-8)
+    with pytest.raises(chemzoo.ChemzooError, match="unknown optimizer 'bfgs'"):
+        chemzoo.relax(calc, frames, optimizer="bfgs")

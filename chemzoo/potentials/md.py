@@ -30,6 +30,11 @@ SPREAD_COLUMN = "max_force_spread_eV_per_A"  # logged when the calculator is a c
 def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
     """A 3D structure for a SMILES: hydrogens added, RDKit ETKDG embedding, MMFF94 relaxation (Å); the
     fragments of a dotted SMILES side by side, FRAGMENT_GAP apart."""
+    return molecule_from_smiles(smiles, seed)[0]
+
+
+def molecule_from_smiles(smiles: str, seed: int = 0):
+    """``atoms_from_smiles``'s structure and the RDKit molecule (with hydrogens, same atom order) it was built from."""
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
@@ -66,7 +71,7 @@ def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
                 piece[:, 0] += edge - piece[:, 0].min() + FRAGMENT_GAP
             positions[idx] = piece
             edge = piece[:, 0].max()
-    return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=positions)
+    return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=positions), mol
 
 
 def read_structure(path: Path) -> Atoms:
