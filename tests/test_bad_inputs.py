@@ -310,3 +310,19 @@ def test_importing_chemzoo_leaves_rdkit_logging_alone_and_chemzoo_parses_quietly
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
     ours, theirs = err.split("--", 1)
     assert "Parse Error" not in ours and "SMILES Parse Error" in theirs
+
+
+def test_potentials_leave_torchs_thread_count_alone(monkeypatch):
+    """No process-wide setting is changed to evaluate a potential: another thread of the user's program would see it."""
+    import torch
+
+    from chemzoo.potentials.md import atoms_from_smiles
+
+    if torch.get_num_threads() == 1:
+        torch.set_num_threads(2)  # the toggle this test guards against only acted with several threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: pytest.fail(f"torch.set_num_threads({n}) called"))
+    atoms = atoms_from_smiles("CC(=O)Oc1ccccc1C(=O)O")
+    for name in (None, "painn-12.1k-xtb-moses-30k"):
+        atoms.calc = chemzoo.calculator(name)
+        assert np.isfinite(atoms.get_forces()).all()
+        chemzoo.relax(atoms.calc, [atoms], steps=2)

@@ -23,6 +23,7 @@ def test_a_grid_writes_one_row_per_run_and_skips_finished_runs(tmp_path):
         assert int(row["steps"]) == grid.epochs(256) * (256 // grid.batch_size) == 8
         assert float(row["loss"]) == float(row["val_loss"]) and 0 < float(row["loss"]) < 6  # nats/token
         assert (results / "chemgpt" / row["model"] / "curve.csv").exists()
+        assert 0 < float(row["cpu_time_s"]) < 10 * float(row["wall_time_s"]) + 1  # this process's CPU seconds
     weights = runs / "chemgpt" / rows[0]["model"] / "checkpoint" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
     again = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -34,7 +35,7 @@ def test_a_grid_writes_one_row_per_run_and_skips_finished_runs(tmp_path):
 
     ranking = rank_runs([results / "chemgpt" / r["model"] for r in rows], fraction=0.5)
     assert {r["name"] for r in ranking.rows} == {r["model"] for r in rows}
-    assert all(r["final_val_loss"] is not None for r in ranking.rows)
+    assert all(r["final_val_loss"] is not None for r in ranking.rows) and ranking.cost_unit == "cpu_s"
 
 
 def test_a_potential_grid_writes_force_mae_rows_the_same_one_by_one_or_side_by_side(tmp_path):

@@ -234,7 +234,16 @@ def test_tse_ranks_runs_and_reports_agreement_and_compute_saved(tmp_path):
     assert r.spearman == pytest.approx(spearmanr([1, 2, 3, 4, 5], [0.50, 0.52, 0.60, 0.80, 0.55]).statistic)
     result = invoke("tse", *dirs, "--fraction", 0.2)
     assert result.exit_code == 0 and "Spearman rho with the final validation loss: 0.700" in result.output
-    assert "saves 48%" in result.output
+    assert "saves 48% of the sweep's compute (steps)" in result.output
+
+    # the cost: CPU seconds where every run recorded them (a paused or crowded CPU run's wall time is not its compute)
+    for d, (wall, cpu) in zip(dirs, [(10, 5), (10, 5), (100, 5), (10, 5), (10, 5)]):
+        (d / "metrics.json").write_text(json.dumps({"metrics": {"wall_time_s": wall, "cpu_time_s": cpu}}))
+    r = rank_runs(dirs, fraction=0.2)
+    assert r.cost_unit == "cpu_s" and r.compute_saved == pytest.approx(1 - (0.2 * 5 + 0.8 * 2) / 5)
+    (dirs[0] / "metrics.json").write_text(json.dumps({"metrics": {"wall_time_s": 10, "cpu_time_s": None}}))
+    r = rank_runs(dirs, fraction=0.2)  # one run without CPU time: wall seconds for all
+    assert r.cost_unit == "wall_s" and r.compute_saved == pytest.approx(1 - (0.2 * 140 + 0.8 * 20) / 140)
 
 
 def test_tse_refuses_runs_it_cannot_rank(tmp_path):

@@ -30,19 +30,26 @@ def start_run(out: Path, run: dict) -> None:
 
 
 class WallClock(L.Callback):
-    """Wall time summed over resumed attempts, kept in the Lightning checkpoint (seconds)."""
+    """Wall time and this process's CPU time (all its threads), each summed over resumed attempts and kept in
+    the Lightning checkpoint (seconds). CPU time is the compute a CPU run used, whatever else shared the machine
+    or however long the run was paused; it is unknown (None) for a run resumed from a checkpoint without it."""
 
     def __init__(self):
         self.before, self.start = 0.0, time.time()
+        self.cpu_before, self.cpu_start = 0.0, time.process_time()
 
     def elapsed(self) -> float:
         return self.before + time.time() - self.start
 
+    def cpu(self) -> float | None:
+        return None if self.cpu_before is None else self.cpu_before + time.process_time() - self.cpu_start
+
     def state_dict(self):
-        return {"elapsed": self.elapsed()}
+        return {"elapsed": self.elapsed(), "cpu": self.cpu()}
 
     def load_state_dict(self, state):
         self.before, self.start = state["elapsed"], time.time()
+        self.cpu_before, self.cpu_start = state.get("cpu"), time.process_time()
 
 
 class EpochBatchSampler:

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "training" / "results"
 LADDER_COLUMNS = ["family", "model", "architecture", "preset", "params", "non_embedding_params", "n_train", "epochs",
                   "steps", "batch_size", "lr", "seed", "loss", "train_loss", "val_loss", "best_val_loss",
-                  "test_energy_mae_meV_per_atom", "test_force_mae_meV_per_A", "wall_time_s", "device"]
+                  "test_energy_mae_meV_per_atom", "test_force_mae_meV_per_A", "wall_time_s", "device", "cpu_time_s"]
 
 
 @dataclass(frozen=True)
@@ -211,14 +211,14 @@ def result_row(run: dict, out: Path, device: str | None = None) -> dict:
                     val_loss=metrics["val_loss"], best_val_loss=min(val),
                     test_energy_mae_meV_per_atom=metrics["test_energy_mae_meV_per_atom"],
                     test_force_mae_meV_per_A=metrics["test_force_mae_meV_per_A"], wall_time_s=metrics["wall_time_s"],
-                    device=device or device_name(run.get("accelerator", "cpu")))
+                    device=device or device_name(run.get("accelerator", "cpu")), cpu_time_s=metrics.get("cpu_time_s"))
     return dict(family=run["family"], model=run["name"], architecture="gpt_neo", preset=run["preset"],
                 params=metrics["params"], non_embedding_params=non_embedding_params(out / "checkpoint"),
                 n_train=run["n_train"], epochs=run["epochs"], steps=metrics["steps"], batch_size=run["batch_size"],
                 lr=run["lr"], seed=run["seed"], loss=metrics["val_loss"], train_loss=metrics["train_loss"],
                 val_loss=metrics["val_loss"],
                 best_val_loss=min(val), wall_time_s=metrics["wall_time_s"],
-                device=device or device_name(run.get("accelerator", "cpu")))
+                device=device or device_name(run.get("accelerator", "cpu")), cpu_time_s=metrics.get("cpu_time_s"))
 
 
 def recorded_devices(table: Path) -> dict[str, str]:

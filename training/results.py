@@ -42,8 +42,9 @@ def write_result(results_csv: Path, row: dict) -> None:
         w.writerow(row)
 
 
-def record_run(out: Path, run: dict, params: int, wall_time_s: float | None, extra: dict | None = None) -> dict:
-    """Write ``curve.csv``, ``metrics.json`` and the run's row of ``results.csv``."""
+def record_run(out: Path, run: dict, params: int, wall_time_s: float | None, extra: dict | None = None,
+               cpu_time_s: float | None = None) -> dict:
+    """Write ``curve.csv``, ``metrics.json`` and the run's row of ``results.csv`` (times in seconds)."""
     curve = read_curve(out / "logs")
     keys = ["step", "epoch", *sorted({k for r in curve for k in r} - {"step", "epoch"})]
     with open(out / "curve.csv", "w", newline="") as f:
@@ -51,18 +52,20 @@ def record_run(out: Path, run: dict, params: int, wall_time_s: float | None, ext
         w.writeheader()
         w.writerows(curve)
     wall = None if wall_time_s is None else round(wall_time_s, 1)
-    metrics = {**summarize(curve), "params": params, "wall_time_s": wall, **(extra or {})}
+    cpu = None if cpu_time_s is None else round(cpu_time_s, 1)
+    metrics = {**summarize(curve), "params": params, "wall_time_s": wall, "cpu_time_s": cpu, **(extra or {})}
     (out / "metrics.json").write_text(json.dumps({"run": run, "metrics": metrics}, indent=2) + "\n")
     write_result(out / "results.csv", {**run, **metrics, "model": run["name"]})
     return metrics
 
 
-def finish_run(out: Path, run: dict, model, tokenizer, train_smiles: list[str], wall_time_s: float | None) -> dict:
+def finish_run(out: Path, run: dict, model, tokenizer, train_smiles: list[str], wall_time_s: float | None,
+               cpu_time_s: float | None = None) -> dict:
     """End of a ChemGPT run: its records and the Hugging Face checkpoint folder."""
     from chemzoo.lm.model import save_chemgpt  # transformers, RDKit and selfies: not needed by potential runs
     from chemzoo.lm.molecules import canonical_smiles
 
-    metrics = record_run(out, run, model.num_parameters(), wall_time_s)
+    metrics = record_run(out, run, model.num_parameters(), wall_time_s, cpu_time_s=cpu_time_s)
     canonical = [c for c in (canonical_smiles(s) for s in train_smiles) if c]
     metadata = {"name": run["name"], "family": "chemgpt", "preset": run["preset"], "params": metrics["params"],
                 "n_train": run["n_train"], "training_data": "MOSES train (random subset)", "seed": run["seed"],

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from chemzoo.potentials.layers import edge_blocks, folded_bias, index_add_
+from chemzoo.potentials.layers import edge_blocks, folded_bias
 
 
 class FusedSchNet(torch.autograd.Function):
@@ -52,7 +52,7 @@ class FusedSchNet(torch.autograd.Function):
             x, out = h @ in2f, torch.zeros_like(h)
             for block in blocks:
                 xs = x.index_select(0, block.src).view(2, -1, features)
-                index_add_(out, block.dst, (xs * (block.filt[k] * block.env)).view(-1, features))
+                out.index_add_(0, block.dst, (xs * (block.filt[k] * block.env)).view(-1, features))
             o = torch.addmm(f2out_in_bias, out, f2out_in)
             h = h + torch.addmm(f2out_bias, F.softplus(o), f2out_out)
             saved.append((x, torch.sigmoid(o)))
@@ -78,7 +78,7 @@ class FusedSchNet(torch.autograd.Function):
                 grad_msg = grad_out.index_select(0, block.dst).view(2, -1, features)
                 xs = x.index_select(0, block.src).view(2, -1, features)
                 torch.addcmul(grad_msg[0] * xs[0], grad_msg[1], xs[1], out=g_w[k])
-                index_add_(grad_x, block.src, (grad_msg * (block.filt[k] * block.env)).view(-1, features))
+                grad_x.index_add_(0, block.src, (grad_msg * (block.filt[k] * block.env)).view(-1, features))
             g = torch.addmm(g, grad_x, in2f)  # h feeds the residual and x = in2f(h)
         grad_lengths = []
         for block, g_w in zip(blocks, grad_w):

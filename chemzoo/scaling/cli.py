@@ -178,6 +178,9 @@ def advise_command(table, n_col, d_col, where, y_col, n_boot, level, seed, as_js
                f"{a.loss:.4g} [{a.loss_band[0]:.4g}, {a.loss_band[1]:.4g}]")
 
 
+UNITS = {"cpu_s": "CPU seconds", "wall_s": "wall seconds", "steps": "steps"}
+
+
 @scaling.command("tse")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=0.2, show_default=True,
@@ -193,7 +196,8 @@ def tse_command(run_dirs, fraction, estimator, gamma, keep, as_json):
     from chemzoo.scaling.tse import rank_runs
 
     r = rank_runs(run_dirs, fraction, estimator, gamma, keep=keep)
-    summary = {"spearman": r.spearman, "best_in_top": r.best_in_top, "compute_saved": r.compute_saved}
+    summary = {"spearman": r.spearman, "best_in_top": r.best_in_top, "compute_saved": r.compute_saved,
+               "cost_unit": r.cost_unit}
     if as_json:
         click.echo(json.dumps({"estimator": estimator, "fraction": fraction, "keep": keep, "runs": r.rows, **summary},
                               indent=2))
@@ -207,4 +211,4 @@ def tse_command(run_dirs, fraction, estimator, gamma, keep, as_json):
         click.echo(f"Spearman rho with the final validation loss: {r.spearman:.3f}")
     if r.best_in_top is not None:
         click.echo(f"finally best run among the top {keep}: {'yes' if r.best_in_top else 'no'}; training only those on "
-                   f"saves {r.compute_saved:.0%} of the sweep's compute")
+                   f"saves {r.compute_saved:.0%} of the sweep's compute ({UNITS[r.cost_unit]})")

@@ -67,7 +67,8 @@ class RunCurve:
     steps_per_epoch: int
     planned_steps: int
     final_val_loss: float | None
-    cost: float  # wall seconds when recorded, else steps
+    wall_time_s: float | None = None  # as recorded in metrics.json
+    cpu_time_s: float | None = None
 
     @classmethod
     def from_dir(cls, run_dir: str | Path) -> "RunCurve":
@@ -98,9 +99,10 @@ class RunCurve:
         val = [float(r["val_loss"]) for r in rows if "val_loss" in r]
         finished = len(steps) >= planned
         metrics = run_dir / "metrics.json"
-        wall = json.loads(metrics.read_text())["metrics"].get("wall_time_s") if metrics.exists() else None
+        recorded = json.loads(metrics.read_text())["metrics"] if metrics.exists() else {}
+        times = [float(recorded[k]) if recorded.get(k) else None for k in ("wall_time_s", "cpu_time_s")]
         return cls(run.get("name", run_dir.name), steps, epochs, loss, per_epoch, planned,
-                   val[-1] if (val and finished) else None, float(wall) if wall else float(planned))
+                   val[-1] if (val and finished) else None, *times)
 
     def window(self, fraction: float) -> np.ndarray:
         """Training losses of the first ``fraction`` of the planned steps."""
@@ -142,6 +144,17 @@ class Ranking:
     best_in_top: bool | None  # the finally best run is among the ``keep`` first
     compute_saved: float | None  # fraction of the sweep's cost saved by training only the ``keep`` first on
     keep: int = 2
+    cost_unit: str = "steps"  # what "cost" counts: "cpu_s", "wall_s" or "steps" (the same for every run)
+
+
+def sweep_costs(curves: list[RunCurve]) -> tuple[str, list[float]]:
+    """Each run's cost in one unit for the whole sweep: CPU seconds where every run recorded them (a CPU sweep:
+    unaffected by pauses or other jobs), else wall seconds, else planned steps."""
+    if all(c.cpu_time_s for c in curves):
+        return "cpu_s", [c.cpu_time_s for c in curves]
+    if all(c.wall_time_s for c in curves):
+        return "wall_s", [c.wall_time_s for c in curves]
+    return "steps", [float(c.planned_steps) for c in curves]
 
 
 def rank_runs(run_dirs, fraction: float = 0.2, estimator: str = "tse", gamma: float = 0.999, last_epochs: int = 1,
@@ -152,8 +165,9 @@ def rank_runs(run_dirs, fraction: float = 0.2, estimator: str = "tse", gamma: fl
     curves = [RunCurve.from_dir(d) for d in run_dirs]
     if len(curves) < 2:
         raise ScalingDataError("give at least two run folders to rank")
+    unit, costs = sweep_costs(curves)
     rows = [{"name": c.name, **estimates(c, fraction, gamma, last_epochs), "final_val_loss": c.final_val_loss,
-             "cost": c.cost} for c in curves]
+             "cost": cost} for c, cost in zip(curves, costs)]
     rows.sort(key=lambda r: r[estimator])
     finals = [r["final_val_loss"] for r in rows]
     spearman = best_in_top = saved = None
@@ -166,4 +180,4 @@ def rank_runs(run_dirs, fraction: float = 0.2, estimator: str = "tse", gamma: fl
         total = sum(r["cost"] for r in rows)
         spent = sum(fraction * r["cost"] for r in rows) + sum((1 - fraction) * r["cost"] for r in rows[:keep])
         saved = 1 - spent / total
-    return Ranking(estimator, fraction, rows, spearman, best_in_top, saved, keep)
+    return Ranking(estimator, fraction, rows, spearman, best_in_top, saved, keep, unit)

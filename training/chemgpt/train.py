@@ -58,7 +58,7 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
     trainer, clock = fit(module, data, run, out, callbacks, gradient_clip_val=1.0)
     if trainer.interrupted or not trainer.is_global_zero:
         return None
-    return finish_run(out, run, module.model, tokenizer, corpus.train_smiles, clock.elapsed())
+    return finish_run(out, run, module.model, tokenizer, corpus.train_smiles, clock.elapsed(), clock.cpu())
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def evaluate(run_dir: Path, data: Path) -> dict:
     if trained_on & set(test.molecules.tolist()):
         raise click.ClickException(f"{data} puts a molecule in both train and test; not a valid test split")
     errors = test_errors(model, test)
-    return finish(run_dir, run, model, before["run"]["n_train"], before["metrics"]["wall_time_s"], errors)
+    return finish(run_dir, run, model, before["run"]["n_train"], before["metrics"]["wall_time_s"], errors,
+                  before["metrics"].get("cpu_time_s"))
 
 
 @click.command()

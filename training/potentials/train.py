@@ -48,9 +48,10 @@ def test_errors(model: Potential, test_set, batch_size: int = 16) -> dict:
             "n_test": len(test_set)}
 
 
-def finish(out: Path, run: dict, model: Potential, n_train: int, wall_time_s: float | None, errors: dict) -> dict:
+def finish(out: Path, run: dict, model: Potential, n_train: int, wall_time_s: float | None, errors: dict,
+           cpu_time_s: float | None = None) -> dict:
     """The run's records (curve, metrics.json, results.csv) and its checkpoint folder with card."""
-    metrics = record_run(out, {**run, "n_train": n_train}, model.num_parameters, wall_time_s, errors)
+    metrics = record_run(out, {**run, "n_train": n_train}, model.num_parameters, wall_time_s, errors, cpu_time_s)
     config = model.config
     metadata = {"name": run["name"], "family": "potential", "architecture": run["architecture"],
                 "params": model.num_parameters, "n_train": n_train, "elements": list(config.elements),
@@ -91,7 +92,7 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
     if trainer.interrupted or not trainer.is_global_zero:
         return None
     errors = test_errors(module.model, data.test_set)
-    return finish(out, run, module.model, len(data.train_set), clock.elapsed(), errors)
+    return finish(out, run, module.model, len(data.train_set), clock.elapsed(), errors, clock.cpu())
 
 
 @click.command()
