@@ -184,6 +184,11 @@ def test_far_coordinates_and_tiny_cells_are_refused_not_fatal():
     atoms.calc = chemzoo.calculator()
     with pytest.raises(InvalidStructureError, match="a coordinate is 1e\\+30 Å from the origin"):
         atoms.get_potential_energy()
+    from chemzoo.potentials.calculator import check_structure
+
+    rng = np.random.default_rng(0)  # a big box is not a small cell: 8,000 atoms at water's density (43 Å) is fine
+    box = Atoms(numbers=rng.choice([1, 8], 8000), positions=rng.uniform(0, 43, (8000, 3)), cell=[43] * 3, pbc=True)
+    check_structure(box, [1, 8], min_distance=0, cutoff=5.0)
     tiny = Atoms("CH", positions=[[0, 0, 0], [0.005, 0, 0]], cell=[0.01] * 3, pbc=True)  # once ran out of memory
     tiny.calc = chemzoo.calculator()
     with pytest.raises(InvalidStructureError, match="the periodic cell is too small for the 5 Å cutoff"):

@@ -22,7 +22,7 @@ class InvalidStructureError(ChemzooError, ValueError):
 MAX_COORDINATE = 1e6  # Å: a structure a millimetre across is a unit mistake
 
 
-MAX_PAIRS = 5e7  # periodic images x atom pairs a neighbour list may need before memory runs out
+MAX_PAIRS = 5e7  # pairs within the cutoff a neighbour list may hold before memory runs out
 
 
 def check_structure(atoms, elements: list[int], min_distance: float, cutoff: float | None = None) -> None:
@@ -49,7 +49,11 @@ def check_structure(atoms, elements: list[int], min_distance: float, cutoff: flo
         volume = abs(atoms.cell.volume)
         widths = [volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
         images = np.prod([2 * np.ceil(cutoff / w) + 1 for w, periodic in zip(widths, atoms.pbc) if periodic])
-        if images * max(len(atoms), 1) ** 2 > MAX_PAIRS:
+        n = max(len(atoms), 1)
+        # pairs within the cutoff: at most every atom with every image of every atom, and about the number of
+        # atoms in a cutoff sphere at the cell's density (what grows without bound as the cell shrinks)
+        pairs = min(images * n**2, n**2 / volume * 4 / 3 * np.pi * cutoff**3)
+        if pairs > MAX_PAIRS:
             raise InvalidStructureError(f"the periodic cell is too small for the {cutoff:g} Å cutoff (narrowest width "
                                         f"{min(w for w, p in zip(widths, atoms.pbc) if p):.3g} Å: {images:.3g} images); "
                                         "check the cell (Å) or repeat the structure")
