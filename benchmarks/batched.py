@@ -14,10 +14,9 @@ from pathlib import Path
 
 import click
 import numpy as np
-from ase import Atoms
 
 import chemzoo
-from training.potentials.dataset import load_dataset
+from chemzoo.potentials.datasets import load_dataset, structures as dataset_structures
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-200"
 MODELS = ("schnet-xtb-moses-53k-contact", "painn-xtb-moses-53k", "nequip-xtb-moses-53k")
@@ -29,9 +28,7 @@ MODELS = ("schnet-xtb-moses-53k-contact", "painn-xtb-moses-53k", "nequip-xtb-mos
 @click.option("-m", "--model", "models", multiple=True, default=MODELS, show_default=True)
 def main(n, batch_size, models):
     data = load_dataset(DATA)
-    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
-    structures = [Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
-                  for a, b in zip(starts[:-1], starts[1:])][:n]
+    structures = dataset_structures(data, range(min(n, len(data["n_atoms"]))), labels=False)
     print(f"# {time.strftime('%Y-%m-%d')}: {len(structures)} structures, batch {batch_size}, float32")
     print("| model | one by one (structures/s) | batched (structures/s) | speed-up | max |ΔF| (eV/Å) |")
     print("|---|---|---|---|---|")

@@ -27,7 +27,7 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 import chemzoo
-from training.potentials.dataset import load_dataset
+from chemzoo.potentials.datasets import atom_offsets, load_dataset, split_indices
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 SETS = {"MOSES slice, test split (thermal)": DATA / "xtb-moses-200", "drugs outside MOSES (xTB MD)": DATA / "xtb-drugs-ood"}
@@ -50,9 +50,9 @@ def main(committee, extra, max_structures, seed):
     print("|---|---|---|---|---|---|---|")
     for label, folder in sets.items():
         data = load_dataset(folder)
-        starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
+        starts = atom_offsets(data)
         rows = []
-        test = np.flatnonzero(data["split"] == "test")
+        test = split_indices(data, "test")
         if max_structures is not None and len(test) > max_structures:
             test = np.sort(np.random.default_rng(seed).choice(test, max_structures, replace=False))
         for k in tqdm(test, desc=label, leave=False):

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import click
 import numpy as np
-from ase import Atoms
 
 import chemzoo
 from chemzoo.potentials.md import run_md
-from training.potentials.dataset import load_dataset
+from chemzoo.potentials.datasets import first_of_each_molecule, load_dataset, structure
 
 SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-200"
 
@@ -34,9 +33,7 @@ SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-2
 @click.option("--temperature", default=300.0, show_default=True, help="K, of the starting velocities (a hot start probes the walls).")
 def main(model_name, ps, timestep, molecules, skip, temperature):
     data = load_dataset(SLICE)
-    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
-    test = data["split"] == "test"
-    first = [int(np.flatnonzero(test & (data["mol_index"] == m))[0]) for m in np.unique(data["mol_index"][test])]
+    first = first_of_each_molecule(data, "test")
     calc = chemzoo.calculator(model_name)
     steps = int(round(ps * 1000 / timestep))
     print(f"# {time.strftime('%Y-%m-%d')}: {model_name or chemzoo.default_model('potential').name}, NVE, "
@@ -46,8 +43,7 @@ def main(model_name, ps, timestep, molecules, skip, temperature):
     folder = Path(tempfile.mkdtemp(prefix="md_drift_"))
     blow_ups = []
     for k in first[skip : skip + molecules]:
-        a, b = starts[k], starts[k + 1]
-        atoms = Atoms(numbers=data["numbers"][a:b], positions=data["positions"][a:b])
+        atoms = structure(data, k, labels=False)
         atoms.calc = calc
         start = time.perf_counter()
         result = run_md(atoms, "nve", temperature, timestep, steps, folder / f"molecule-{k}.extxyz",

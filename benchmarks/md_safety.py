@@ -30,7 +30,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 import chemzoo
 from chemzoo.potentials.md import run_md
-from training.potentials.dataset import load_dataset
+from chemzoo.potentials.datasets import first_of_each_molecule, load_dataset, structure
 
 SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-200"
 SPACING = 40.0  # Å between molecule centres
@@ -39,14 +39,7 @@ SPACING = 40.0  # Å between molecule centres
 def held_out_molecules(n: int) -> list[tuple[int, Atoms]]:
     """(MOSES index, first test geometry) of the first ``n`` held-out molecules of the slice."""
     data = load_dataset(SLICE)
-    starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
-    test = data["split"] == "test"
-    out = []
-    for m in np.unique(data["mol_index"][test])[:n]:
-        k = int(np.flatnonzero(test & (data["mol_index"] == m))[0])
-        out.append((int(m), Atoms(numbers=data["numbers"][starts[k]:starts[k + 1]],
-                                  positions=data["positions"][starts[k]:starts[k + 1]])))
-    return out
+    return [(int(data["mol_index"][k]), structure(data, k, labels=False)) for k in first_of_each_molecule(data, "test")[:n]]
 
 
 def box_of(molecules: list[Atoms], temperature: float, seed: int) -> tuple[Atoms, np.ndarray]:

@@ -16,10 +16,7 @@ import click
 import numpy as np
 
 import chemzoo
-from training.potentials.data import Structures
-from training.potentials.dataset import load_dataset
-from training.potentials.pack import select
-from training.potentials.train import test_errors
+from chemzoo.potentials.datasets import label_errors, load_dataset
 
 
 @click.command()
@@ -34,12 +31,11 @@ def main(data, models):
     header = ("model", "geometries", "structures", "energy MAE (meV/atom)", "force MAE (meV/Å)", "force MAE vs first")
     rows, first = [], {}
     for name in models:
-        potential = chemzoo.calculator(name).potential
+        calc = chemzoo.calculator(name)
         errors = {}
         for group, keep in groups.items():  # each structure evaluated once; "all" is their weighted mean
-            e = test_errors(potential, Structures(select(full, keep), "test", potential.config.cutoff))
-            errors[group] = (e["test_energy_mae_meV_per_atom"], e["test_force_mae_meV_per_A"], e["n_test"],
-                             int(full["n_atoms"][keep].sum()))
+            e = label_errors(calc, full, np.flatnonzero(keep))
+            errors[group] = (e["energy_mae_meV_per_atom"], e["force_mae_meV_per_A"], e["n_structures"], e["n_atoms"])
         structures, atoms = sum(v[2] for v in errors.values()), sum(v[3] for v in errors.values())
         errors = {"all": (sum(v[0] * v[2] for v in errors.values()) / structures,
                           sum(v[1] * v[3] for v in errors.values()) / atoms, structures, atoms), **errors}

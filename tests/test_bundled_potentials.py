@@ -18,7 +18,7 @@ from ase.io import read
 import chemzoo
 from chemzoo.loading import list_models
 from chemzoo.registry import PACKAGE_DIR
-from training.potentials.dataset import load_dataset
+from chemzoo.potentials.datasets import load_dataset
 
 DATA = Path(__file__).parent / "data"
 PINNED = DATA / "pinned_potentials.json"

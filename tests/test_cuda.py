@@ -12,7 +12,7 @@ import chemzoo
 from chemzoo.lm.fixed_step import FixedStep
 from chemzoo.lm.sampler import NeoDecoder, sample_tokens
 from training.potentials.data import Structures, collate_structures
-from training.potentials.dataset import load_dataset
+from chemzoo.potentials.datasets import load_dataset
 from training.potentials.module import PotentialModule
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import chemzoo
-from training.potentials.dataset import build_chunk, load_dataset
+from chemzoo.potentials.datasets import load_dataset
+from training.potentials.dataset import build_chunk
 from training.potentials.train import train
 
 SLICE = Path(__file__).parent / "data" / "xtb-moses-200"

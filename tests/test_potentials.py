@@ -184,16 +184,14 @@ def test_folding_the_softplus_shift_into_the_bias_leaves_each_schnet_mlp_unchang
 
 
 def test_schnet_filters_once_per_pair_give_the_per_edge_energy_forces_and_stress(aspirin, monkeypatch):
-    from chemzoo.potentials.schnet import SchNet
-
     small_cell = Atoms("COH", positions=[[0.1, 0.2, 0.3], [1.3, 0.4, 0.2], [0.5, 1.4, 1.1]], cell=[3.1, 3.3, 2.9],
                        pbc=True)  # every atom sees its own periodic images within the 4 Å cutoff
+    import chemzoo.potentials.model as model_module
+
     results = []
     for per_pair in (True, False):
-        if not per_pair:
-            plain = SchNet.forward
-            monkeypatch.setattr(SchNet, "forward", lambda self, *args: plain(self, *args, pairs=False))
-            monkeypatch.delattr(SchNet, "pair_edges")  # the full neighbour list
+        if not per_pair:  # Potential no longer knows it is a SchNet: the full list, SchNet called with its defaults
+            monkeypatch.setattr(model_module, "SchNet", type("NotSchNet", (), {}))
         row = []
         for atoms in (aspirin, small_cell):
             atoms = atoms.copy()
@@ -228,6 +226,11 @@ def test_schnet_hand_written_backward_equals_autograd(aspirin, blocks, monkeypat
     if blocks == "several":
         monkeypatch.setattr(layers, "EDGE_BLOCK_BYTES", 1)  # the 64-pair minimum: aspirin's 164 pairs in 3
 
+    from chemzoo.potentials.schnet_fused import FusedSchNet
+
+    calls = []
+    apply = FusedSchNet.apply
+    monkeypatch.setattr(FusedSchNet, "apply", lambda *args: calls.append(1) or apply(*args))
     potential = make_potential("schnet").double().eval()
     small_cell = Atoms("COH", positions=[[0.1, 0.2, 0.3], [1.3, 0.4, 0.2], [0.5, 1.4, 1.1]], cell=[3.1, 3.3, 2.9],
                        pbc=True)
@@ -237,9 +240,12 @@ def test_schnet_hand_written_backward_equals_autograd(aspirin, blocks, monkeypat
     for atoms in (aspirin, small_cell, water):
         assert Plan.of(potential.net) is None  # trainable: autograd
         reference = _schnet_results(potential, atoms)
-        potential.requires_grad_(False)
+        assert not calls
+        potential.frozen()
         assert Plan.of(potential.net) is not None
         fused = _schnet_results(potential, atoms)
+        assert calls == [1]  # the hand-written path ran, and only when asked for
+        calls.clear()
         potential.requires_grad_(True)
         assert reference.keys() == fused.keys()
         for key in reference:
@@ -250,7 +256,7 @@ def test_schnet_hand_written_backward_equals_autograd(aspirin, blocks, monkeypat
 def test_schnet_hand_written_backward_follows_new_weights_and_refuses_second_derivatives(aspirin):
     from chemzoo.potentials.graph import build_graph
 
-    potential = make_potential("schnet").double().eval().requires_grad_(False)
+    potential = make_potential("schnet").double().frozen()
     before = _schnet_results(potential, aspirin)
     other = make_potential("schnet", seed=1).double().eval()
     potential.load_state_dict(other.state_dict())  # in place: the cached plan must notice
@@ -352,7 +358,7 @@ def test_the_calculator_warns_once_below_the_closest_training_contact(aspirin):
 
 def test_training_records_the_closest_contact_of_each_element_pair():
     from training.potentials.data import Structures, closest_contacts
-    from training.potentials.dataset import load_dataset
+    from chemzoo.potentials.datasets import load_dataset
 
     data = load_dataset(Path(__file__).parent / "data" / "xtb-moses-200")
     structures = Structures(data, "val", 4.0)
@@ -394,7 +400,7 @@ def test_a_charged_smiles_is_refused():
 @pytest.mark.parametrize("name", ["schnet-xtb-moses-53k-contact", "painn-12.1k-xtb-moses-30k", "nequip-xtb-moses-53k"])
 def test_batched_evaluation_equals_the_calculator_one_by_one(name):
     """chemzoo.evaluate: batched passes, the same energies, forces and stress as the calculator, float64."""
-    from training.potentials.dataset import load_dataset
+    from chemzoo.potentials.datasets import load_dataset
 
     data = load_dataset(Path(__file__).parent / "data" / "xtb-moses-200")
     starts = np.concatenate([[0], np.cumsum(data["n_atoms"])])
@@ -419,3 +425,39 @@ def test_batched_evaluation_equals_the_calculator_one_by_one(name):
     bad = structures[:2] + [Atoms("CSi", positions=[[0, 0, 0], [1.8, 0, 0]])]
     with pytest.raises(ChemzooError, match=r"structure 2: element\(s\) Si not supported"):
         chemzoo.evaluate(calc, bad)
+
+
+def test_the_dataset_reader_gives_labelled_structures_and_a_potentials_errors(tmp_path):
+    """chemzoo.potentials.datasets (the format; the builder lives in training/): structures with their xTB
+    labels, molecule-wise selection, and a calculator's MAE against the labels, checked one structure at a time."""
+    from chemzoo.errors import ChemzooError
+    from chemzoo.potentials.datasets import first_of_each_molecule, label_errors, load_dataset, split_indices, structure
+
+    data = load_dataset(Path(__file__).parent / "data" / "xtb-moses-200")
+    test = split_indices(data, "test")
+    firsts = first_of_each_molecule(data, "test")
+    assert len(firsts) == len(np.unique(data["mol_index"][test])) and set(firsts) <= set(test)
+    assert all(k == test[data["mol_index"][test] == data["mol_index"][k]][0] for k in firsts)
+    k = int(firsts[1])
+    atoms = structure(data, k)
+    a = int(data["n_atoms"][:k].sum())
+    np.testing.assert_array_equal(atoms.positions, data["positions"][a:a + len(atoms)])
+    assert atoms.get_potential_energy() == data["energy"][k] and atoms.info["split"] == "test"
+    np.testing.assert_array_equal(atoms.get_forces(), data["forces"][a:a + len(atoms)])
+
+    calc = chemzoo.calculator()
+    errors = label_errors(calc, data, firsts[:4])
+    e, f = [], []
+    for k in firsts[:4]:
+        labelled = structure(data, int(k))
+        plain = labelled.copy()
+        plain.calc = calc
+        e.append(abs(plain.get_potential_energy() - labelled.get_potential_energy()) / len(plain))
+        f.append(np.abs(plain.get_forces() - labelled.get_forces()).ravel())
+    assert errors["energy_mae_meV_per_atom"] == pytest.approx(1000 * np.mean(e), rel=1e-4)
+    assert errors["force_mae_meV_per_A"] == pytest.approx(1000 * np.concatenate(f).mean(), rel=1e-4)
+    assert errors["n_structures"] == 4 and 0 < errors["force_mae_meV_per_A"] < 1000
+    with pytest.raises(ChemzooError, match="not a chemzoo dataset folder"):
+        load_dataset(tmp_path)
+    with pytest.raises(ChemzooError, match="unknown split 'tests'"):
+        split_indices(data, "tests")

@@ -128,8 +128,7 @@ class ChemzooCalculator(Calculator):
             raise ChemzooError(f"unknown dtype {dtype!r}; use float32 or float64")
         if dtype not in potential.config.dtypes:
             raise ChemzooError(f"this potential cannot run in {dtype}; it supports {', '.join(potential.config.dtypes)}")
-        # inference only: frozen parameters let SchNet use its hand-written backward (schnet_fused)
-        self.potential = potential.to(device=device, dtype=DTYPES[dtype]).eval().requires_grad_(False)
+        self.potential = potential.to(device=device, dtype=DTYPES[dtype]).frozen()  # inference only
         self.device, self.dtype, self.min_distance = device, DTYPES[dtype], min_distance
         self.model_name = "potential"  # the registered name or folder, set by ``calculator()``
         self.elements = list(potential.config.elements)  # atomic numbers it was trained on

@@ -65,6 +65,16 @@ class Potential(nn.Module):
         ref = config.reference_energies or [0.0] * len(config.elements)
         self.register_buffer("reference_energies", torch.tensor(ref, dtype=torch.float64))
 
+    def frozen(self) -> "Potential":
+        """This potential for inference (what the ASE calculator uses): eval mode, parameters frozen, and the
+        architecture's inference path on (SchNet: its hand-written backward, first derivatives only).
+        ``train()`` or unfreezing a parameter goes back to plain autograd. Returns the potential itself."""
+        self.eval().requires_grad_(False)
+        if isinstance(self.net, SchNet):
+            self.net.fused = True
+            self.net.__dict__.pop("_fused_plan", None)  # its weights are read afresh on the next call
+        return self
+
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
@@ -81,13 +91,14 @@ class Potential(nn.Module):
         """Energy of each atom (eV) for the given (possibly strained) positions and shifts."""
         species = self.species(graph.numbers)
         edge_index = graph.edge_index
-        if hasattr(self.net, "pair_edges"):  # SchNet: one edge per atom pair, its messages go both ways
+        pairs = isinstance(self.net, SchNet)  # SchNet: one edge per atom pair, its messages go both ways
+        if pairs:
             keep = self.net.pair_edges(edge_index, graph.shifts)
             edge_index, shifts = edge_index.index_select(1, keep), shifts.index_select(0, keep)
         i, j = edge_index
         vectors = positions.index_select(0, j) - positions.index_select(0, i) + shifts  # index_select: its backward is a fast index_add
         lengths = vectors.norm(dim=-1)
-        out = self.net(species, vectors, lengths, edge_index)
+        out = self.net(species, vectors, lengths, edge_index, pairs=True) if pairs else self.net(species, vectors, lengths, edge_index)
         ref = self.reference_energies.to(out.dtype)[species]
         return out * self.config.energy_scale + self.config.energy_shift + ref
 

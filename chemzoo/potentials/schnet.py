@@ -30,7 +30,12 @@ class Interaction(nn.Module):
 
 
 class SchNet(nn.Module):
-    """Per-atom energies (N,) from atomic numbers and edge vectors; invariant by construction."""
+    """Per-atom energies (N,) from atomic numbers and edge vectors; invariant by construction.
+
+    ``fused``: inference through the hand-written backward (``schnet_fused``), switched on by
+    ``Potential.frozen()``; it also needs eval mode and frozen parameters, else autograd is used."""
+
+    fused = False
 
     def __init__(self, num_elements: int = 36, features: int = 128, interactions: int = 6, cutoff: float = 5.0,
                  num_basis: int = 20):
@@ -45,13 +50,13 @@ class SchNet(nn.Module):
         passes SchNet only these: each filter is computed once per pair and its messages go both ways."""
         return one_per_pair(shifts, *edge_index).nonzero().squeeze(1)
 
-    def forward(self, species, vectors, lengths, edge_index, pairs: bool = True):
-        """``pairs``: the edges are one per atom pair (``pair_edges``) and each sends its message both
-        ways. The filter network is most of SchNet's cost, so this nearly halves it; ``pairs=False``
-        takes a full list and is the plain per-edge sum (the same numbers)."""
+    def forward(self, species, vectors, lengths, edge_index, pairs: bool = False):
+        """A full neighbour list (every directed edge), or with ``pairs=True`` one edge per atom pair
+        (``pair_edges``, what ``Potential`` passes) whose message goes both ways: the filter network is most
+        of SchNet's cost, so this nearly halves it. Both give the same numbers for their own edge lists."""
         i, j = edge_index
-        if pairs:
-            plan = None if self.training else Plan.of(self)
+        if pairs and self.fused and not self.training:
+            plan = Plan.of(self)
             if plan is not None:  # inference (eval mode, frozen parameters): the hand-written backward
                 return FusedSchNet.apply(lengths, self, plan, species, i, j)
         h = self.embedding(species)

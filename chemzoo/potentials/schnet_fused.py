@@ -128,14 +128,15 @@ class Plan:
 
     @classmethod
     def of(cls, net) -> "Plan | None":
-        """The plan of ``net`` (cached), or None when a parameter needs a gradient (training)."""
-        parameters = all_parameters(net)
+        """The plan of ``net`` (cached; rebuilt when a weight changes in place, moves or changes dtype), or
+        None when a parameter needs a gradient (training). ``Potential.frozen()`` clears the cache."""
+        cached = getattr(net, "_fused_plan", None)
+        parameters = cached[2] if cached is not None else all_parameters(net)  # the module walk, once
         if any(p.requires_grad for p in parameters):
             return None
         key = tuple((p.data_ptr(), p._version, p.dtype) for p in parameters)
-        cached = getattr(net, "_fused_plan", None)
         if cached is None or cached[0] != key:
-            cached = (key, cls(net))
+            cached = (key, cls(net), parameters)
             object.__setattr__(net, "_fused_plan", cached)  # not a submodule, not in the state dict
         return cached[1]
 

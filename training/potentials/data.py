@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from chemzoo.potentials.graph import build_graph, collate
 from training.common import ShardedDataModule
-from training.potentials.dataset import load_dataset
+from chemzoo.potentials.datasets import load_dataset
 
 
 class Structures(Dataset):

@@ -1,5 +1,7 @@
 """Build a GFN2-xTB labelled dataset of MOSES molecules: energies (eV) and forces (eV/Å).
 
+(Reading datasets is ``chemzoo.potentials.datasets``, which also documents the format.)
+
     python -m training.potentials.dataset --molecules 12500 --per-molecule 8 --out data/xtb-moses-12.5k --workers 2
 
 For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br): RDKit ETKDG
@@ -32,6 +34,7 @@ import click
 import numpy as np
 from tqdm.auto import tqdm
 
+from chemzoo.potentials.datasets import load_dataset
 from training import moses
 
 TEMPERATURES = (300.0, 600.0, 1000.0)  # K
@@ -156,14 +159,6 @@ def build_chunk(args) -> tuple[int, int, int]:
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
     return chunk, len(rows), failed
-
-
-def load_dataset(folder: Path) -> dict[str, np.ndarray]:
-    """All chunks of a dataset folder concatenated (positions Å, energy eV, forces eV/Å)."""
-    parts = [np.load(p) for p in sorted(Path(folder).glob("chunk-*.npz")) if ".tmp" not in p.name]
-    if not parts:
-        raise FileNotFoundError(f"no chunk-*.npz in {folder}")
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0].files}
 
 
 RECIPE_TEXT = {

@@ -18,7 +18,7 @@ import numpy as np
 
 from chemzoo.potentials.model import Potential
 from training.potentials.data import Structures
-from training.potentials.dataset import load_dataset
+from chemzoo.potentials.datasets import load_dataset
 from training.potentials.train import finish, test_errors
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from training.potentials.dataset import load_dataset
+from chemzoo.potentials.datasets import load_dataset
 
 
 PER_ATOM = ("numbers", "positions", "forces")  # the other arrays have one row per structure
