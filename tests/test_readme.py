@@ -80,7 +80,8 @@ def test_the_scaling_snippets_run(in_tmp):
 
 
 def test_the_python_snippet_runs(in_tmp):
-    (code,) = blocks("## Python", "python")
     namespace: dict = {}
-    exec(compile(shrink(code), "README.md (Python)", "exec"), namespace)  # noqa: S102 - our own README
+    for code in blocks("## Python", "python"):  # in order, one namespace, as a reader would type them
+        exec(compile(shrink(code), "README.md (Python)", "exec"), namespace)  # noqa: S102 - our own README
     assert len(namespace["samples"].smiles) == 4 and namespace["atoms"].calc is not None
+    assert namespace["out"]["energy"].shape == (2,) and namespace["out"]["forces"].shape == (6, 3)

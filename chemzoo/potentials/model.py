@@ -103,7 +103,15 @@ class Potential(nn.Module):
         return out * self.config.energy_scale + self.config.energy_shift + ref
 
     def forward(self, graph: Graph, forces: bool = True, stress: bool = False) -> dict[str, torch.Tensor]:
-        """energy (S,) eV; forces (N, 3) eV/Å; stress (S, 3, 3) eV/Å^3 when asked (periodic cells only)."""
+        """energy (S,) eV; forces (N, 3) eV/Å; stress (S, 3, 3) eV/Å^3 when asked (periodic cells only).
+        ``graph``: a chemzoo ``Graph``, or a PyTorch Geometric ``Data`` / ``Batch`` (``z``, ``pos`` in Å; see
+        ``chemzoo.potentials.pyg``), whose neighbours are found at this potential's cutoff."""
+        if not isinstance(graph, Graph):
+            from chemzoo.potentials.pyg import graph_from_pyg, is_pyg
+
+            if not is_pyg(graph):
+                raise ChemzooError(f"a potential takes a chemzoo Graph or a PyG Data/Batch, not {type(graph).__name__}")
+            graph = graph_from_pyg(graph, self.config.cutoff)
         positions, shifts = graph.positions, graph.shifts
         if forces:
             positions = positions.detach().requires_grad_(True)

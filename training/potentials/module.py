@@ -13,13 +13,17 @@ import math
 import lightning as L
 import torch
 
-from chemzoo.potentials.graph import Graph
 from chemzoo.potentials.model import Potential, PotentialConfig
+from chemzoo.potentials.pyg import graph_from_pyg, is_pyg, labels_from_pyg
 
 
-def prediction_errors(model: Potential, batch: tuple[Graph, torch.Tensor, torch.Tensor]):
-    """Energy error per atom (eV, one per structure) and force errors (eV/Å) of ``model`` on a batch."""
-    graph, energy, forces = batch
+def prediction_errors(model: Potential, batch):
+    """Energy error per atom (eV, one per structure) and force errors (eV/Å) of ``model`` on a batch: chemzoo's
+    (graph, energy, forces), or a PyTorch Geometric ``Batch`` with ``energy`` and ``force`` (a PyG loader's)."""
+    if is_pyg(batch):
+        graph, (energy, forces) = graph_from_pyg(batch, model.config.cutoff), labels_from_pyg(batch)
+    else:
+        graph, energy, forces = batch
     out = model(graph, forces=True)
     n_atoms = torch.bincount(graph.batch, minlength=graph.n_structures).to(energy.dtype)
     return (out["energy"] - energy) / n_atoms, out["forces"] - forces
@@ -33,13 +37,13 @@ class PotentialModule(L.LightningModule):
         self.model = Potential(PotentialConfig(**config))
         self._val = []
 
-    def _errors(self, batch: tuple[Graph, torch.Tensor, torch.Tensor]):
+    def _errors(self, batch):
         return prediction_errors(self.model, batch)
 
     def training_step(self, batch, batch_idx):
         de, df = self._errors(batch)
         loss = self.hparams.energy_weight * de.pow(2).mean() + self.hparams.force_weight * df.pow(2).mean()
-        self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=batch[0].n_structures)
+        self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=de.numel())
         return loss
 
     def validation_step(self, batch, batch_idx):
