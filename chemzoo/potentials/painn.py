@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks
+from chemzoo.potentials.painn_fused import FusedMessage, Workspace
 
 
 class Message(nn.Module):
@@ -15,8 +18,14 @@ class Message(nn.Module):
         self.w = nn.Linear(num_basis, 3 * features)
 
     def forward(self, s, v, blocks):
-        """blocks: (rbf, envelope, unit vector, i, j) per block of edges."""
+        """blocks: (rbf, envelope, unit vector, i, j) per block of edges, or a ``LeanEdges`` (inference on a
+        large system: the hand-written backward of ``painn_fused``, no per-edge tensor kept for it)."""
         phi, s_out, v_out = self.phi(s), s, v  # messages read the features before this update
+        if isinstance(blocks, LeanEdges):
+            e = blocks
+            ds, dv = FusedMessage.apply(phi, v, e.rbf, e.envelope, e.unit, self.w.weight, self.w.bias, e.i, e.j,
+                                        e.slices, e.work)
+            return s + ds, v + dv
         for rbf, envelope, unit, i, j in blocks:
             ds, dvv, dvs = (phi.index_select(0, j) * (self.w(rbf) * envelope[:, None])).chunk(3, dim=-1)
             dv = v.index_select(0, j) * dvv[:, None, :] + unit[:, :, None] * dvs[:, None, :]
@@ -38,6 +47,20 @@ class Update(nn.Module):
         return s + a_ss + a_sv * (uv * vv).sum(dim=1), v + a_vv[:, None, :] * uv
 
 
+@dataclass
+class LeanEdges:
+    """All edges at once (basis (E, K), envelope (E,), unit vectors (E, 3), i, j), the blocks to process them
+    in, and the work buffers they share: the inference path of a large system."""
+
+    rbf: torch.Tensor
+    envelope: torch.Tensor
+    unit: torch.Tensor
+    i: torch.Tensor
+    j: torch.Tensor
+    slices: list[slice]
+    work: Workspace
+
+
 class PaiNN(nn.Module):
     """Per-atom energies (N,); vector features (N, 3, F) rotate with the molecule."""
 
@@ -55,8 +78,13 @@ class PaiNN(nn.Module):
         s = self.embedding(species)
         v = s.new_zeros(s.shape[0], 3, self.features)
         i, j = edge_index
-        blocks = [(self.rbf(lengths[b]), self.envelope(lengths[b]), vectors[b] / lengths[b, None], i[b], j[b])
-                  for b in edge_blocks(len(lengths), 3 * self.features, lengths.device)]
+        slices = edge_blocks(len(lengths), 3 * self.features, lengths.device)
+        if not self.training and len(slices) > 1 and torch.is_grad_enabled():  # inference on a large system
+            blocks = LeanEdges(self.rbf(lengths), self.envelope(lengths), vectors / lengths[:, None], i, j, slices,
+                               Workspace())
+        else:
+            blocks = [(self.rbf(lengths[b]), self.envelope(lengths[b]), vectors[b] / lengths[b, None], i[b], j[b])
+                      for b in slices]
         for message, update in zip(self.messages, self.updates):
             s, v = message(s, v, blocks)
             s, v = update(s, v)
