@@ -505,3 +505,28 @@ def test_painns_lean_inference_path_equals_autograd_and_keeps_no_per_edge_tensor
     assert largest["eval"] < largest["train"] / 3
     with pytest.raises(RuntimeError, match="first derivatives only"):
         torch.autograd.grad(energy, positions, create_graph=True)
+
+
+def test_nequips_large_system_path_recomputes_blocks_and_gives_the_same_numbers(aspirin, monkeypatch):
+    """Outside training with several edge blocks, the e3nn model checkpoints each block (its per-edge tensors
+    recomputed in the backward): the same energy, forces and stress as the plain path in float64."""
+    from chemzoo.potentials import layers, nequip
+    from chemzoo.potentials.graph import build_graph
+
+    monkeypatch.setattr(layers, "EDGE_BLOCK_BYTES", 1)
+    calls = []
+    checkpoint = nequip.checkpoint
+    monkeypatch.setattr(nequip, "checkpoint", lambda *a, **k: calls.append(1) or checkpoint(*a, **k))
+    potential = make_potential("nequip").double()
+    cell = aspirin.copy()
+    cell.set_cell([9.0, 9.5, 10.0])
+    cell.pbc = True
+    graph = build_graph(cell.numbers, cell.positions, 4.0, cell.cell.array, cell.pbc, dtype=torch.float64)
+    results = {}
+    for mode in ("train", "eval"):
+        potential.train(mode == "train")
+        results[mode] = {k: v.detach() for k, v in potential(graph, forces=True, stress=True).items()}
+        assert bool(calls) == (mode == "eval")
+    for key, value in results["train"].items():
+        torch.testing.assert_close(results["eval"][key], value, atol=1e-12, rtol=1e-10)
+    assert results["train"]["forces"].abs().max() > 1e-3

@@ -12,6 +12,7 @@ import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks
 
@@ -47,11 +48,29 @@ class Interaction(nn.Module):
         self.irreps_out = self.gate.irreps_out
 
     def forward(self, x, blocks):
-        """blocks: (spherical harmonics, rbf, envelope, i, j) per block of edges."""
-        messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
-        for sh, rbf, envelope, i, j in blocks:
-            messages.index_add_(0, i, self.tp(x.index_select(0, j), sh, self.radial(rbf) * envelope[:, None]))
+        """blocks: (spherical harmonics, rbf, envelope, i, j) per block of edges.
+
+        Outside training with several blocks (a large system), each block's per-edge tensors are recomputed
+        in the backward pass instead of kept (activation checkpointing): memory grows with the atoms, not
+        with the edges times the irreps; the forces are the same."""
+        if self.training or len(blocks) == 1 or not torch.is_grad_enabled():
+            messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
+            for sh, rbf, envelope, i, j in blocks:
+                messages.index_add_(0, i, self.edge_messages(x, sh, rbf, envelope, j))
+        else:
+            messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
+            for sh, rbf, envelope, i, j in blocks:  # summed in place: no new (N, irreps) tensor per block
+                messages.add_(checkpoint(self.summed_messages, x, sh, rbf, envelope, i, j, use_reentrant=False))
         return self.gate(self.mix(messages * self.norm) + self.skip(x))
+
+    def edge_messages(self, x, sh, rbf, envelope, j):
+        """Per-edge messages (E, irreps) from the sources ``j``."""
+        return self.tp(x.index_select(0, j), sh, self.radial(rbf) * envelope[:, None])
+
+    def summed_messages(self, x, sh, rbf, envelope, i, j):
+        """One block's messages summed onto their receivers ``i``: (N, irreps)."""
+        messages = self.edge_messages(x, sh, rbf, envelope, j)
+        return messages.new_zeros(x.shape[0], messages.shape[1]).index_add_(0, i, messages)
 
 
 class NequIP(nn.Module):
