@@ -1,5 +1,6 @@
-"""chemzoo's SchNet against SchNetPack's SchNet and torch-geometric's reference SchNet at equal
-hyperparameters: energy+forces calls/s and MD steps/s.
+"""chemzoo's SchNet against SchNetPack's SchNet and torch-geometric's reference SchNet (``--arch painn``: chemzoo's
+PaiNN against SchNetPack's PaiNN) at equal hyperparameters: energy+forces calls/s, MD steps/s and each peer
+process's peak memory.
 
     pip install --target /tmp/spk --no-deps schnetpack==2.0.4 matscipy hydra-core omegaconf \
         antlr4-python3-runtime==4.9.3 torchmetrics==1.0.1 h5py torch-ema dirsync fasteners \
@@ -144,6 +145,29 @@ def ours() -> ChemzooCalculator:
     return ChemzooCalculator(Potential(config), dtype="float32", min_distance=0.0)
 
 
+def our_painn() -> ChemzooCalculator:
+    torch.manual_seed(0)
+    config = PotentialConfig("painn", ELEMENTS, 5.0, dict(features=128, interactions=3, num_basis=20))
+    return ChemzooCalculator(Potential(config), dtype="float32", min_distance=0.0)
+
+
+class SchNetPackPaiNNCalculator(SchNetPackCalculator):
+    """SchNetPack's PaiNN (128 features, 3 interactions, 20 Gaussians, cosine cutoff), its own pipeline."""
+
+    def __init__(self, spk, cutoff: float = 5.0):
+        Calculator.__init__(self)
+        torch.manual_seed(0)
+        representation = spk.representation.PaiNN(
+            n_atom_basis=128, n_interactions=3, radial_basis=spk.nn.GaussianRBF(n_rbf=20, cutoff=cutoff),
+            cutoff_fn=spk.nn.CosineCutoff(cutoff))
+        self.model = spk.model.NeuralNetworkPotential(
+            representation=representation, input_modules=[spk.atomistic.PairwiseDistances()],
+            output_modules=[spk.atomistic.Atomwise(n_in=128, output_key="energy"),
+                            spk.atomistic.Forces(energy_key="energy", force_key="forces")]).eval()
+        self.converter = spk.interfaces.AtomsConverter(neighbor_list=spk.transform.MatScipyNeighborList(cutoff=cutoff),
+                                                       dtype=torch.float32)
+
+
 def call_times(calc, atoms, n, rng) -> list[float]:
     """Seconds of each of ``n`` energy+forces calls, each at a new geometry."""
     atoms.calc = calc
@@ -174,21 +198,25 @@ def systems() -> dict[str, Atoms]:
 
 
 PEERS = {"chemzoo SchNet": ours, "torch-geometric SchNet": PygSchNetCalculator,
-         "SchNetPack SchNet": lambda: SchNetPackCalculator(import_schnetpack())}
+         "SchNetPack SchNet": lambda: SchNetPackCalculator(import_schnetpack()),
+         "chemzoo PaiNN": our_painn, "SchNetPack PaiNN": lambda: SchNetPackPaiNNCalculator(import_schnetpack())}
 
 
 def peer_process(name: str, conn) -> None:
     """One peer in a process of its own: answers (system, n) with n call times and n MD step times,
     each turn after one untimed call (a peer's steady state, as in a long MD run)."""
+    import resource
+
     calc, structures, rng = PEERS[name](), systems(), np.random.default_rng(0)
     while (request := conn.recv()) is not None:
         label, n = request
         atoms = structures[label]
         call_times(calc, atoms, 1, rng)
         conn.send((call_times(calc, atoms, n, rng), md_step_times(calc, atoms, n)))
+    conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)  # peak resident memory, GB
 
 
-def interleaved(names: list[str], label: str, n: int, rounds: int = 4) -> dict[str, tuple[float, float]]:
+def interleaved(names: list[str], label: str, n: int, rounds: int = 4) -> dict[str, tuple[float, float, float]]:
     """Median calls/s and MD steps/s per peer on one system, in ``rounds`` rounds that take the peers
     in turn (a slow spell of the machine hits all of them), ``n`` calls and steps per turn. Each peer
     runs in its own process: in one process, the memory SchNetPack frees on 8,000 atoms left the next
@@ -199,7 +227,7 @@ def interleaved(names: list[str], label: str, n: int, rounds: int = 4) -> dict[s
         parent, child = context.Pipe()
         links[name] = (parent, context.Process(target=peer_process, args=(name, child), daemon=True))
         links[name][1].start()
-    calls, steps = {name: [] for name in names}, {name: [] for name in names}
+    calls, steps, peak = {name: [] for name in names}, {name: [] for name in names}, {}
     try:
         for _ in range(rounds):
             for name, (conn, _) in links.items():
@@ -208,23 +236,31 @@ def interleaved(names: list[str], label: str, n: int, rounds: int = 4) -> dict[s
                 calls[name] += c
                 steps[name] += s
     finally:
-        for conn, process in links.values():
+        for name, (conn, process) in links.items():
             conn.send(None)
+            peak[name] = conn.recv() if process.is_alive() or conn.poll(1) else float("nan")
             process.join()
-    return {name: (1 / np.median(calls[name]), 1 / np.median(steps[name])) for name in names}
+    return {name: (1 / np.median(calls[name]), 1 / np.median(steps[name]), peak[name]) for name in names}
 
 
 @click.command()
+@click.option("--arch", type=click.Choice(["schnet", "painn"]), default="schnet", show_default=True,
+              help="SchNet (128 x 6, 50 radial functions) against SchNetPack's and torch-geometric's, or PaiNN "
+                   "(128 x 3, 20 radial functions) against SchNetPack's.")
 @click.option("--repeats", default=8, show_default=True,
               help="Work per measurement: 4 rounds of repeats x 25 calls and MD steps on aspirin, repeats / 2 "
                    "on 1,000 atoms, repeats / 4 on 8,000; medians reported.")
-def main(repeats):
+def main(arch, repeats):
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print("# SchNet 128 features, 6 interactions, 5 Å cutoff, 50 radial functions, float32, random weights")
-    names = ["chemzoo SchNet", "torch-geometric SchNet"]
+    if arch == "schnet":
+        print("# SchNet 128 features, 6 interactions, 5 Å cutoff, 50 radial functions, float32, random weights")
+        names = ["chemzoo SchNet", "torch-geometric SchNet"]
+    else:
+        print("# PaiNN 128 features, 3 interactions, 5 Å cutoff, 20 radial functions, float32, random weights")
+        names = ["chemzoo PaiNN"]
     spk = import_schnetpack()
     if spk is not None:
-        names.append("SchNetPack SchNet")
+        names.append(f"SchNetPack {'SchNet' if arch == 'schnet' else 'PaiNN'}")
         print(f"# SchNetPack {spk.__version__ if hasattr(spk, '__version__') else ''} from {Path(spk.__file__).parent}")
     print("# each peer in a process of its own, peers in turns (4 rounds), one untimed call per turn, medians")
     reference = names[-1]
@@ -233,11 +269,11 @@ def main(repeats):
         n = repeats * 25 if len(atoms) < 100 else max(1, repeats // (2 if len(atoms) < 2000 else 4))
         results = interleaved(names, label, n)
         base = results[reference][0]
-        for name, (calls, steps) in results.items():
+        for name, (calls, steps, peak) in results.items():
             per_call[(name, len(atoms))] = 1 / calls
-            rows.append((label, name, f"{calls:.2f}", f"{steps:.2f}", f"{calls / base:.2f}x"))
-    print(f"| system | model | energy+forces calls/s | MD steps/s | calls/s vs {reference} |")
-    print("|---|---|---|---|---|")
+            rows.append((label, name, f"{calls:.2f}", f"{steps:.2f}", f"{calls / base:.2f}x", f"{peak:.2f}"))
+    print(f"| system | model | energy+forces calls/s | MD steps/s | calls/s vs {reference} | peak memory (GB) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
     sizes = sorted({n for _, n in per_call if n > 100})

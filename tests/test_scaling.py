@@ -294,3 +294,47 @@ def test_a_group_too_small_to_fit_is_left_out_with_a_warning(tmp_path):
     assert "Warning: " in result.output and "n_train = 10000: column params has 1 distinct value(s)" in result.output
     only_small = write_table(tmp_path / "s.csv", rows[-1:])
     one_line_error(invoke("fit", only_small, "--group", "n_train"), "no group could be fitted (n_train = 10000")
+
+
+def test_training_speed_pruning_stops_configurations_that_rank_low_early():
+    """The Lightning callback: in a sequential sweep, a run whose TSE after 10 % of its steps is not among the two
+    best so far stops there; the best configurations train to the end; its estimate is chemzoo's TSE."""
+    import lightning as L
+    import torch
+
+    from chemzoo.scaling.pruning import TrainingSpeedPruning
+
+    torch.manual_seed(0)
+    x = torch.randn(640, 8)
+    y = x @ torch.randn(8, 1) + 0.1 * torch.randn(640, 1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+
+    class Regression(L.LightningModule):
+        def __init__(self, lr):
+            super().__init__()
+            torch.manual_seed(1)
+            self.lr, self.net, self.losses = lr, torch.nn.Linear(8, 1), []
+
+        def training_step(self, batch, _):
+            loss = torch.nn.functional.mse_loss(self.net(batch[0]), batch[1])
+            self.losses.append(float(loss))
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+    rivals, results = [], {}
+    for lr in (0.1, 0.03, 1e-4, 0.2, 3e-4):  # planned: 10 epochs x 20 steps
+        module, pruning = Regression(lr), TrainingSpeedPruning(rivals, fraction=0.1, keep=2)
+        trainer = L.Trainer(max_epochs=10, callbacks=[pruning], logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+        trainer.fit(module, loader)
+        results[lr] = (pruning.pruned, trainer.global_step, pruning.estimate)
+        rivals.append(pruning.estimate)
+        window = np.array(module.losses[:20])  # the first 10 %: one epoch of 20 steps
+        assert pruning.estimate == pytest.approx(window.sum() / 20)  # TSE: the epoch's mean loss
+    assert [results[lr][:2] for lr in (0.1, 0.03)] == [(False, 200), (False, 200)]  # the first two always finish
+    assert results[1e-4][:2] == (True, 20) and results[3e-4][:2] == (True, 20)  # slow learners stop at 10 %
+    assert results[0.2][:2] == (False, 200)  # faster than the second best so far: trains on
+    with pytest.raises(ScalingDataError, match="unknown estimator"):
+        TrainingSpeedPruning([], estimator="tpe")
