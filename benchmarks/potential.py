@@ -116,16 +116,19 @@ def import_schnetpack():
 
 
 class SchNetPackCalculator(Calculator):
-    """What SchNetPack's ``SpkCalculator`` does per call: convert (matscipy neighbour list), run the model."""
+    """What SchNetPack's ``SpkCalculator`` does per call: convert (matscipy neighbour list), run the model:
+    its SchNet (128 x 6, 50 Gaussians) or, ``arch="painn"``, its PaiNN (128 x 3, 20 Gaussians), cosine cutoff."""
 
     implemented_properties = ["energy", "forces"]
 
-    def __init__(self, spk, cutoff: float = 5.0):
+    def __init__(self, spk, cutoff: float = 5.0, arch: str = "schnet"):
         super().__init__()
         torch.manual_seed(0)
-        representation = spk.representation.SchNet(
-            n_atom_basis=128, n_interactions=6, radial_basis=spk.nn.GaussianRBF(n_rbf=50, cutoff=cutoff),
-            cutoff_fn=spk.nn.CosineCutoff(cutoff))
+        kind, interactions, n_rbf = (spk.representation.SchNet, 6, 50) if arch == "schnet" else (
+            spk.representation.PaiNN, 3, 20)
+        representation = kind(n_atom_basis=128, n_interactions=interactions,
+                              radial_basis=spk.nn.GaussianRBF(n_rbf=n_rbf, cutoff=cutoff),
+                              cutoff_fn=spk.nn.CosineCutoff(cutoff))
         self.model = spk.model.NeuralNetworkPotential(
             representation=representation, input_modules=[spk.atomistic.PairwiseDistances()],
             output_modules=[spk.atomistic.Atomwise(n_in=128, output_key="energy"),
@@ -149,23 +152,6 @@ def our_painn() -> ChemzooCalculator:
     torch.manual_seed(0)
     config = PotentialConfig("painn", ELEMENTS, 5.0, dict(features=128, interactions=3, num_basis=20))
     return ChemzooCalculator(Potential(config), dtype="float32", min_distance=0.0)
-
-
-class SchNetPackPaiNNCalculator(SchNetPackCalculator):
-    """SchNetPack's PaiNN (128 features, 3 interactions, 20 Gaussians, cosine cutoff), its own pipeline."""
-
-    def __init__(self, spk, cutoff: float = 5.0):
-        Calculator.__init__(self)
-        torch.manual_seed(0)
-        representation = spk.representation.PaiNN(
-            n_atom_basis=128, n_interactions=3, radial_basis=spk.nn.GaussianRBF(n_rbf=20, cutoff=cutoff),
-            cutoff_fn=spk.nn.CosineCutoff(cutoff))
-        self.model = spk.model.NeuralNetworkPotential(
-            representation=representation, input_modules=[spk.atomistic.PairwiseDistances()],
-            output_modules=[spk.atomistic.Atomwise(n_in=128, output_key="energy"),
-                            spk.atomistic.Forces(energy_key="energy", force_key="forces")]).eval()
-        self.converter = spk.interfaces.AtomsConverter(neighbor_list=spk.transform.MatScipyNeighborList(cutoff=cutoff),
-                                                       dtype=torch.float32)
 
 
 def call_times(calc, atoms, n, rng) -> list[float]:
@@ -199,7 +185,7 @@ def systems() -> dict[str, Atoms]:
 
 PEERS = {"chemzoo SchNet": ours, "torch-geometric SchNet": PygSchNetCalculator,
          "SchNetPack SchNet": lambda: SchNetPackCalculator(import_schnetpack()),
-         "chemzoo PaiNN": our_painn, "SchNetPack PaiNN": lambda: SchNetPackPaiNNCalculator(import_schnetpack())}
+         "chemzoo PaiNN": our_painn, "SchNetPack PaiNN": lambda: SchNetPackCalculator(import_schnetpack(), arch="painn")}
 
 
 def peer_process(name: str, conn) -> None:
