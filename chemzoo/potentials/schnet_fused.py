@@ -106,8 +106,9 @@ def lean_forward(ctx, lengths, net, plan, species, i, j, slices):
     blocks = []
     for b in slices:
         (rbf, drbf), (env, denv) = net.rbf.value_and_derivative(lengths[b]), net.envelope.value_and_derivative(lengths[b])
+        a = torch.addmm(plan.filter_in_bias, rbf, plan.filter_in_t)  # (P, layers * F) -> (layers, P, F), contiguous
         blocks.append(LeanBlock(drbf, env[:, None], denv, torch.cat([j[b], i[b]]), torch.cat([i[b], j[b]]),
-                                torch.addmm(plan.filter_in_bias, rbf, plan.filter_in_t)))
+                                a.view(len(a), -1, features).transpose(0, 1).contiguous()))
     h = net.embedding(species)
     saved = []
     for k, (in2f, f2out_in, f2out_in_bias, f2out_out, f2out_bias) in enumerate(plan.layers_t):
@@ -142,7 +143,7 @@ def lean_backward(ctx, grad):
             g_w = torch.addcmul(grad_msg[0] * xs[0], grad_msg[1], xs[1])  # dE/d(filter x envelope), (P, F)
             grad_x.index_add_(0, block.src, (grad_msg * (filt * block.env)).view(-1, features))
             g_env.add_(torch.linalg.vecdot(g_w, filt))
-            grad_a = ((g_w * block.env) @ plan.filter_out[k]) * torch.sigmoid(block.a[:, layer])
+            grad_a = ((g_w * block.env) @ plan.filter_out[k]) * torch.sigmoid(block.a[k])
             g_rbf.addmm_(grad_a, plan.filter_in[layer])
         g = torch.addmm(g, grad_x, in2f)
     grad_lengths = [(g_rbf * block.drbf).sum(1) + g_env * block.denv
@@ -152,14 +153,13 @@ def lean_backward(ctx, grad):
 
 def _filter(plan, block, k: int, features: int) -> torch.Tensor:
     """Interaction ``k``'s filters (P, F) of a lean block, from its first-layer inputs."""
-    a = block.a[:, k * features:(k + 1) * features]
-    return torch.addmm(plan.filter_out_bias[k, 0], F.softplus(a), plan.filter_out_t[k])
+    return torch.addmm(plan.filter_out_bias[k, 0], F.softplus(block.a[k]), plan.filter_out_t[k])
 
 
 @dataclass
 class LeanBlock:
     """A block of pairs in the lean fused pass: basis slope (P, K), envelope (P, 1) and its slope (P,), message
-    sources and destinations (2P,), and the first filter layers' inputs (P, layers * F)."""
+    sources and destinations (2P,), and the first filter layers' inputs (layers, P, F)."""
 
     drbf: torch.Tensor
     env: torch.Tensor
