@@ -2,8 +2,8 @@
 
     python -m benchmarks.memory [--arch painn --arch nequip ...] [--atoms 21 --atoms 1000 --atoms 8000]
 
-Random weights at the sizes issue 14 names: SchNet 128 x 6, PaiNN 128 x 3, the e3nn model 32 channels, lmax 2,
-3 layers (the bundled one's shape); 5 Å cutoff, float32. Systems: aspirin (21 atoms) and periodic water boxes
+Random weights at the shapes ``benchmarks.potential`` compares with the peers (``SHAPES``: SchNet 128 x 6, PaiNN
+128 x 3, the e3nn model 32 channels, lmax 2, 3 layers as the bundled one); 5 Å cutoff, float32. Systems: aspirin (21 atoms) and periodic water boxes
 of ~1,000 and ~8,000 atoms at 1 g/cm^3 (``benchmarks.potential``). Peak memory is the process's maximum
 resident set (``ru_maxrss``) over two energy+forces calls, the time that of the second call.
 """
@@ -19,16 +19,13 @@ import time
 import click
 import torch
 
-SHAPES = {"schnet": dict(features=128, interactions=6, num_basis=50), "painn": dict(features=128, interactions=3),
-          "nequip": dict(features=32, interactions=3, lmax=2)}
+from benchmarks.potential import SHAPES
+
 CHILD = """
-import json, resource, sys, time, torch
-from benchmarks.potential import aspirin, water_box
-from chemzoo.potentials.calculator import ChemzooCalculator
-from chemzoo.potentials.model import Potential, PotentialConfig
-arch, n, shape = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-torch.manual_seed(0)
-calc = ChemzooCalculator(Potential(PotentialConfig(arch, [1, 6, 7, 8, 9, 16, 17, 35], 5.0, shape)), min_distance=0.0)
+import json, resource, sys, time
+from benchmarks.potential import aspirin, chemzoo_calculator, water_box
+arch, n = sys.argv[1], int(sys.argv[2])
+calc = chemzoo_calculator(arch)
 atoms = aspirin() if n < 100 else water_box(n)
 atoms.calc = calc
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -52,7 +49,7 @@ def main(archs, sizes):
     print("|---|---|---|---|---|")
     for arch in archs:
         for n in sizes:
-            out = subprocess.run([sys.executable, "-c", CHILD, arch, str(n), json.dumps(SHAPES[arch])],
+            out = subprocess.run([sys.executable, "-c", CHILD, arch, str(n)],
                                  capture_output=True, text=True, check=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             print(f"| {arch} {SHAPES[arch]} | {r['atoms']} | {r['peak_kb'] / 1e6:.2f} | {r['before_kb'] / 1e6:.2f} | "

@@ -142,15 +142,15 @@ class SchNetPackCalculator(Calculator):
         self.results = {"energy": out["energy"].detach().item(), "forces": out["forces"].detach().numpy()}
 
 
-def ours() -> ChemzooCalculator:
-    torch.manual_seed(0)
-    config = PotentialConfig("schnet", ELEMENTS, 5.0, dict(features=128, interactions=6, num_basis=50))
-    return ChemzooCalculator(Potential(config), dtype="float32", min_distance=0.0)
+# the shapes compared with the peers (SchNet and PaiNN as SchNetPack's below; the e3nn model as the bundled one)
+SHAPES = {"schnet": dict(features=128, interactions=6, num_basis=50), "painn": dict(features=128, interactions=3, num_basis=20),
+          "nequip": dict(features=32, interactions=3, lmax=2)}
 
 
-def our_painn() -> ChemzooCalculator:
+def chemzoo_calculator(arch: str) -> ChemzooCalculator:
+    """chemzoo's ``arch`` at its benchmark shape, random weights (seed 0), 5 Å, float32."""
     torch.manual_seed(0)
-    config = PotentialConfig("painn", ELEMENTS, 5.0, dict(features=128, interactions=3, num_basis=20))
+    config = PotentialConfig(arch, ELEMENTS, 5.0, SHAPES[arch])
     return ChemzooCalculator(Potential(config), dtype="float32", min_distance=0.0)
 
 
@@ -183,9 +183,9 @@ def systems() -> dict[str, Atoms]:
             "water box (7998 atoms)": water_box(8000)}
 
 
-PEERS = {"chemzoo SchNet": ours, "torch-geometric SchNet": PygSchNetCalculator,
+PEERS = {"chemzoo SchNet": lambda: chemzoo_calculator("schnet"), "torch-geometric SchNet": PygSchNetCalculator,
          "SchNetPack SchNet": lambda: SchNetPackCalculator(import_schnetpack()),
-         "chemzoo PaiNN": our_painn, "SchNetPack PaiNN": lambda: SchNetPackCalculator(import_schnetpack(), arch="painn")}
+         "chemzoo PaiNN": lambda: chemzoo_calculator("painn"), "SchNetPack PaiNN": lambda: SchNetPackCalculator(import_schnetpack(), arch="painn")}
 
 
 def peer_process(name: str, conn) -> None:

@@ -401,6 +401,7 @@ def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, batch_siz
     check_writable(output, overwrite)
     if smiles is not None:
         atoms, mol = molecule_from_smiles(smiles, seed=seed)
+        atoms.info["name"] = smiles
         frames, templates = [atoms], [mol]
     elif structure.suffix.lower() in SDF_SUFFIXES:
         frames, templates = read_sdf(structure)
@@ -411,8 +412,6 @@ def relax(model_name, structure, smiles, fmax, steps, optimizer, seed, batch_siz
     if as_sdf and any(a.pbc.any() for a in frames):
         raise click.BadParameter("periodic structures cannot be written as SDF; use a .extxyz file name",
                                  param_hint="-o/--output")
-    if smiles is not None:
-        frames[0].info["name"] = smiles
     relaxed = relax_many(chemzoo.calculator(model_name), frames, fmax, steps, optimizer, batch_size)
     unconverged = [k for k, atoms in enumerate(relaxed) if not atoms.info["relaxed"]]
     if as_sdf:

@@ -54,6 +54,7 @@ def download(repo_id: str, revision: str = "main") -> Path:
     if hub_offline():
         raise OfflineError(f"{repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set {where}; "
                            "unset HF_HUB_OFFLINE to download it, or pass a local folder")
+
     def fetch(patterns: list[str]) -> Path:
         return Path(huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=hub_cache_dir(),
                                                       allow_patterns=patterns,
@@ -214,19 +215,22 @@ def _check_weights(folder: Path, label: str) -> Path:
     return folder
 
 
+def snapshot(repo_id: str, revision: str = "main") -> Path:
+    """``repo_id`` at ``revision``: from the Hugging Face cache, else downloaded (a one-line OfflineError when neither)."""
+    return cached_snapshot(repo_id, revision) or download(repo_id, revision)
+
+
 def safetensors_snapshot(entry: ModelEntry) -> Path | None:
     """The entry's ``safetensors_revision`` (e.g. the hub's safetensors conversion, ``refs/pr/1``, of a repo whose
     ``revision`` holds only ``pytorch_model.bin``), cached or downloaded, when it holds safetensors weights;
     None otherwise (offline and not cached, no such revision, no network), and then ``revision`` is used."""
     if not entry.safetensors_revision:
         return None
-    folder = cached_snapshot(entry.hub_repo, entry.safetensors_revision)
-    if folder is None and not hub_offline():
-        try:
-            folder = download(entry.hub_repo, entry.safetensors_revision)
-        except OfflineError:
-            return None
-    return folder if folder is not None and any(folder.glob("*.safetensors")) else None
+    try:
+        folder = snapshot(entry.hub_repo, entry.safetensors_revision)
+    except OfflineError:
+        return None
+    return folder if any(folder.glob("*.safetensors")) else None
 
 
 def resolve_entry(entry: ModelEntry) -> Path:
@@ -235,8 +239,7 @@ def resolve_entry(entry: ModelEntry) -> Path:
     if entry.bundled and entry.bundled_dir.is_dir():
         folder = entry.bundled_dir
     else:
-        folder = (safetensors_snapshot(entry) or cached_snapshot(entry.hub_repo, entry.revision)
-                  or download(entry.hub_repo, entry.revision))
+        folder = safetensors_snapshot(entry) or snapshot(entry.hub_repo, entry.revision)
     verify(folder, entry.files)
     return _check_weights(folder, entry.name)
 
@@ -257,7 +260,7 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelEntry | None]:
         return resolve_entry(entry), entry
     if REPO_ID.match(text) and not path.exists():
         try:
-            folder = cached_snapshot(text) or download(text)
+            folder = snapshot(text)
         except OfflineError as exc:
             first = text.split("/")[0]
             if Path(first).is_dir():  # "runs/pain" for "runs/painn": say so, not only that the hub is out of reach

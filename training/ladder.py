@@ -202,23 +202,18 @@ def result_row(run: dict, out: Path, device: str | None = None) -> dict:
     """The ladder's row of a finished run, from its own records (``device``: where it trained, default here)."""
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     val = metrics.get("val_loss_per_epoch") or [metrics["val_loss"]]
+    row = dict(family=run["family"], model=run["name"], params=metrics["params"],
+               non_embedding_params=non_embedding_params(out / "checkpoint"), n_train=run["n_train"],
+               epochs=run["epochs"], steps=metrics["steps"], batch_size=run["batch_size"], lr=run["lr"], seed=run["seed"],
+               train_loss=metrics["train_loss"], val_loss=metrics["val_loss"], best_val_loss=min(val),
+               wall_time_s=metrics["wall_time_s"], device=device or device_name(run.get("accelerator", "cpu")),
+               cpu_time_s=metrics.get("cpu_time_s"))
     if run["family"] == "potential":  # the headline loss: force MAE on the dataset's fixed test split
-        return dict(family="potential", model=run["name"], architecture=run["architecture"], preset=f"f{run['features']}"
-                    f"-i{run['interactions']}", params=metrics["params"],
-                    non_embedding_params=non_embedding_params(out / "checkpoint"), n_train=run["n_train"],
-                    epochs=run["epochs"], steps=metrics["steps"], batch_size=run["batch_size"], lr=run["lr"],
-                    seed=run["seed"], loss=metrics["test_force_mae_meV_per_A"], train_loss=metrics["train_loss"],
-                    val_loss=metrics["val_loss"], best_val_loss=min(val),
+        return dict(row, architecture=run["architecture"], preset=f"f{run['features']}-i{run['interactions']}",
+                    loss=metrics["test_force_mae_meV_per_A"],
                     test_energy_mae_meV_per_atom=metrics["test_energy_mae_meV_per_atom"],
-                    test_force_mae_meV_per_A=metrics["test_force_mae_meV_per_A"], wall_time_s=metrics["wall_time_s"],
-                    device=device or device_name(run.get("accelerator", "cpu")), cpu_time_s=metrics.get("cpu_time_s"))
-    return dict(family=run["family"], model=run["name"], architecture="gpt_neo", preset=run["preset"],
-                params=metrics["params"], non_embedding_params=non_embedding_params(out / "checkpoint"),
-                n_train=run["n_train"], epochs=run["epochs"], steps=metrics["steps"], batch_size=run["batch_size"],
-                lr=run["lr"], seed=run["seed"], loss=metrics["val_loss"], train_loss=metrics["train_loss"],
-                val_loss=metrics["val_loss"],
-                best_val_loss=min(val), wall_time_s=metrics["wall_time_s"],
-                device=device or device_name(run.get("accelerator", "cpu")), cpu_time_s=metrics.get("cpu_time_s"))
+                    test_force_mae_meV_per_A=metrics["test_force_mae_meV_per_A"])
+    return dict(row, architecture="gpt_neo", preset=run["preset"], loss=metrics["val_loss"])
 
 
 def recorded_devices(table: Path) -> dict[str, str]:

@@ -71,6 +71,12 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tens
     return out.index_add_(0, index, src)
 
 
+def recompute_edges(module: nn.Module, n_blocks: int) -> bool:
+    """Inference (eval mode, gradients on for forces) on a system with several edge blocks: the message step
+    keeps no per-edge tensor for the backward pass and recomputes what it needs there (PaiNN, the e3nn model)."""
+    return not module.training and n_blocks > 1 and torch.is_grad_enabled()
+
+
 EDGE_BLOCK_BYTES = 16 * 2**20  # on a CPU, per-edge tensors are built in blocks of at most this size
 EDGE_BLOCK_BYTES_ACCELERATOR = 2**30  # on a GPU, only to bound memory: each block costs kernel launches
 

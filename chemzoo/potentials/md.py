@@ -36,11 +36,9 @@ def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
 def molecule_from_smiles(smiles: str, seed: int = 0):
     """``atoms_from_smiles``'s structure and the RDKit molecule (with hydrogens, same atom order) it was built from."""
     from rdkit import Chem
-    from rdkit.Chem import AllChem
+    from rdkit.Chem import AllChem, Descriptors
 
     from chemzoo.lm.molecules import parse_smiles
-
-    from rdkit.Chem import Descriptors
 
     mol = parse_smiles(smiles) if smiles and smiles.strip() else None
     if mol is None or mol.GetNumAtoms() == 0:

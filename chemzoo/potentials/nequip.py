@@ -14,7 +14,7 @@ from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks, recompute_edges
 
 
 def depthwise_tensor_product(irreps_in: o3.Irreps, irreps_edge: o3.Irreps, irreps_target: o3.Irreps):
@@ -53,14 +53,13 @@ class Interaction(nn.Module):
         Outside training with several blocks (a large system), each block's per-edge tensors are recomputed
         in the backward pass instead of kept (activation checkpointing): memory grows with the atoms, not
         with the edges times the irreps; the forces are the same."""
-        if self.training or len(blocks) == 1 or not torch.is_grad_enabled():
-            messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
-            for sh, rbf, envelope, i, j in blocks:
-                messages.index_add_(0, i, self.edge_messages(x, sh, rbf, envelope, j))
-        else:
-            messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
-            for sh, rbf, envelope, i, j in blocks:  # summed in place: no new (N, irreps) tensor per block
+        messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
+        recompute = recompute_edges(self, len(blocks))
+        for sh, rbf, envelope, i, j in blocks:
+            if recompute:  # summed in place: no new (N, irreps) tensor per block
                 messages.add_(checkpoint(self.summed_messages, x, sh, rbf, envelope, i, j, use_reentrant=False))
+            else:
+                messages.index_add_(0, i, self.edge_messages(x, sh, rbf, envelope, j))
         return self.gate(self.mix(messages * self.norm) + self.skip(x))
 
     def edge_messages(self, x, sh, rbf, envelope, j):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks, recompute_edges
 from chemzoo.potentials.painn_fused import FusedMessage, Workspace
 
 
@@ -79,7 +79,7 @@ class PaiNN(nn.Module):
         v = s.new_zeros(s.shape[0], 3, self.features)
         i, j = edge_index
         slices = edge_blocks(len(lengths), 3 * self.features, lengths.device)
-        if not self.training and len(slices) > 1 and torch.is_grad_enabled():  # inference on a large system
+        if recompute_edges(self, len(slices)):  # inference on a large system
             blocks = LeanEdges(self.rbf(lengths), self.envelope(lengths), vectors / lengths[:, None], i, j, slices,
                                Workspace())
         else:

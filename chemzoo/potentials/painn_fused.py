@@ -74,8 +74,7 @@ class FusedMessage(torch.autograd.Function):
             g = torch.mul(f, env, out=work.take("g", (n_edges, 3 * features), phi))
             dvv, dvs = torch.mul(a, g, out=work.take("m", (n_edges, 3 * features), phi)).chunk(3, dim=-1)[1:]
             gm = work.take("gm", (n_edges, 3 * features), phi)  # dE/d(message): its scalar, dvv and dvs parts
-            torch.index_select(grad_s, 0, i[b], out=work.take("gs", (n_edges, features), phi))
-            gm[:, :features] = work.take("gs", (n_edges, features), phi)
+            gm[:, :features] = torch.index_select(grad_s, 0, i[b], out=work.take("gs", (n_edges, features), phi))
             gdv = torch.index_select(grad_v, 0, i[b], out=work.take("gdv", (n_edges, 3, features), v))
             vj = torch.index_select(v, 0, jb, out=work.take("vj", (n_edges, 3, features), v))
             gm[:, features:2 * features] = torch.linalg.vecdot(gdv, vj, dim=1)

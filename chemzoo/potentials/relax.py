@@ -2,8 +2,8 @@
 
 Every structure keeps its own ASE optimizer; each round, the forces of all structures not yet relaxed are
 evaluated in batched passes (``ChemzooCalculator.evaluate``), set as each structure's single-point results and
-read by its optimizer's ``step``, so the path is ASE's own (same convergence test, same steps) at the cost of few large model calls instead of many
-small ones. Units: eV, Å, eV/Å.
+read by its optimizer's ``step``, so the path is ASE's own (same convergence test, same steps) at the cost of
+few large model calls instead of many small ones. Units: eV, Å, eV/Å.
 """
 
 from __future__ import annotations

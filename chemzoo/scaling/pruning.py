@@ -23,7 +23,7 @@ import lightning as L
 import numpy as np
 
 from chemzoo.scaling.table import ScalingDataError
-from chemzoo.scaling.tse import ESTIMATORS, RunCurve, estimates
+from chemzoo.scaling.tse import ESTIMATORS, RunCurve, estimates, window_steps
 
 
 class TrainingSpeedPruning(L.Callback):
@@ -51,7 +51,7 @@ class TrainingSpeedPruning(L.Callback):
             loss = trainer.callback_metrics.get(self.monitor)
         self.losses.append(float(loss))
         planned = int(trainer.estimated_stepping_batches)
-        if len(self.losses) < max(1, math.floor(self.fraction * planned)):
+        if len(self.losses) < window_steps(self.fraction, planned):
             return
         per_epoch = max(1, int(trainer.num_training_batches)) if math.isfinite(trainer.num_training_batches) else 1
         steps = np.arange(len(self.losses))

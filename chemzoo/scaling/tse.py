@@ -108,7 +108,7 @@ class RunCurve:
         """Training losses of the first ``fraction`` of the planned steps."""
         if not 0 < fraction <= 1:
             raise ScalingDataError(f"fraction {fraction!r}: give a number in (0, 1]")
-        n = max(1, int(np.floor(fraction * self.planned_steps)))
+        n = window_steps(fraction, self.planned_steps)
         if len(self.train_loss) < n:
             raise ScalingDataError(f"{self.name}: {len(self.train_loss)} steps logged, {n} needed for the first "
                                    f"{fraction:.0%} of its {self.planned_steps} planned steps")
@@ -121,6 +121,11 @@ def _steps_per_epoch(run: dict, epochs: np.ndarray) -> int | None:
         return max(1, int(run["n_train"]) // (int(run["batch_size"]) * int(run.get("devices") or 1)))
     complete = [e for e in np.unique(epochs) if (epochs > e).any()]
     return int(max((epochs == e).sum() for e in complete)) if complete else None
+
+
+def window_steps(fraction: float, planned_steps: int) -> int:
+    """How many first steps the estimates read: ``fraction`` of the planned steps, at least one."""
+    return max(1, int(np.floor(fraction * planned_steps)))
 
 
 def estimates(curve: RunCurve, fraction: float = 0.2, gamma: float = 0.999, last_epochs: int = 1) -> dict[str, float]:

@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from chemzoo.potentials.datasets import load_dataset
 from chemzoo.potentials.graph import build_graph, collate
 from training.common import ShardedDataModule
-from chemzoo.potentials.datasets import load_dataset
 
 
 class Structures(Dataset):
