@@ -26,36 +26,18 @@ from pathlib import Path
 import click
 import numpy as np
 from ase import Atoms
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 
 import chemzoo
-from chemzoo.potentials.md import run_md
+from chemzoo.potentials.md import run_md, side_by_side
 from chemzoo.potentials.datasets import first_of_each_molecule, load_dataset, structure
 
 SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-200"
-SPACING = 40.0  # Å between molecule centres
 
 
 def held_out_molecules(n: int) -> list[tuple[int, Atoms]]:
     """(MOSES index, first test geometry) of the first ``n`` held-out molecules of the slice."""
     data = load_dataset(SLICE)
     return [(int(data["mol_index"][k]), structure(data, k, labels=False)) for k in first_of_each_molecule(data, "test")[:n]]
-
-
-def box_of(molecules: list[Atoms], temperature: float, seed: int) -> tuple[Atoms, np.ndarray]:
-    """All molecules on a cubic grid, each with its own thermal velocities; and each atom's molecule."""
-    rng = np.random.default_rng(seed)
-    side = int(np.ceil(len(molecules) ** (1 / 3)))
-    box, owner = Atoms(), []
-    for n, mol in enumerate(molecules):
-        mol = mol.copy()
-        mol.positions += SPACING * np.array([n % side, (n // side) % side, n // side**2]) - mol.positions.mean(0)
-        MaxwellBoltzmannDistribution(mol, temperature_K=temperature, rng=rng)
-        Stationary(mol)
-        ZeroRotation(mol)
-        box += mol
-        owner += [n] * len(mol)
-    return box, np.array(owner)
 
 
 @click.command()
@@ -79,7 +61,7 @@ def main(model_name, ensemble, temperature, ps, timestep, molecules, seeds):
     print("|---|---|---|---|---|---|---|---|")
     folder = Path(tempfile.mkdtemp(prefix="md_safety_"))
     for seed in seeds:
-        box, owner = box_of([m for _, m in mols], temperature, seed)
+        box, owner = side_by_side([m for _, m in mols], temperature, seed)
         box.calc = calc
         start = time.perf_counter()
         result = run_md(box, ensemble, temperature, timestep, steps, folder / f"{ensemble}-{seed}.extxyz",

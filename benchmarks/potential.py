@@ -1,6 +1,7 @@
 """chemzoo's SchNet against SchNetPack's SchNet and torch-geometric's reference SchNet (``--arch painn``: chemzoo's
-PaiNN against SchNetPack's PaiNN) at equal hyperparameters: energy+forces calls/s, MD steps/s and each peer
-process's peak memory.
+PaiNN against SchNetPack's PaiNN; ``--arch nequip``: chemzoo's e3nn model against MACE and mir-group ``nequip``;
+``--arch ani``: the default potential against TorchANI's ANI-2x architecture) at equal hyperparameters:
+energy+forces calls/s, MD steps/s and each peer process's peak memory.
 
     pip install --target /tmp/spk --no-deps schnetpack==2.0.4 matscipy hydra-core omegaconf \
         antlr4-python3-runtime==4.9.3 torchmetrics==1.0.1 h5py torch-ema dirsync fasteners \
@@ -18,18 +19,40 @@ radius graph needs torch-cluster). Hyperparameters: 128 features, 6 interactions
 and periodic water boxes of ~1,000 and ~8,000 atoms at 1 g/cm^3; the neighbour list is rebuilt on
 every call. Without SchNetPack on the path, its rows are left out and the speed-ups are against
 torch-geometric.
+
+The equivariant peers pin what the main environment cannot hold, so each runs under its own interpreter
+(a venv that sees the main site-packages and overrides the pins), named by ``--mace-python`` etc.:
+
+    python -m venv --system-site-packages /tmp/venv-mace && /tmp/venv-mace/bin/pip install mace-torch e3nn==0.4.4
+    python -m venv --system-site-packages /tmp/venv-nequip && /tmp/venv-nequip/bin/pip install "nequip==0.19.*"
+    python -m venv --system-site-packages /tmp/venv-ani && /tmp/venv-ani/bin/pip install torchani
+    python -m benchmarks.potential --arch nequip --mace-python /tmp/venv-mace/bin/python --nequip-python /tmp/venv-nequip/bin/python
+    python -m benchmarks.potential --arch ani --ani-python /tmp/venv-ani/bin/python
+
+At equal channels (32), l_max (2), layers (3), cutoff (5 Å), 8 Bessel functions and a 64-wide radial MLP:
+MACE 0.3 (``MACE`` with residual interaction blocks, correlation ``--correlation``, its ``MACECalculator``
+and neighbour list) and ``nequip`` 0.19 (``NequIPGNNModel``, its ``NequIPCalculator`` with the type mapper
+and a vesin neighbour list, after its ``set_global_state()``). ANI-2x: the architecture of
+``torchani.models.ANI2x`` (an 8-network ensemble, AEVs, cosine cutoff) built by TorchANI's own ``Assembler``
+steps without the downloaded weights (speed does not depend on them), its ``model.ase()`` calculator; its
+elements are H C N O F S Cl, so its systems are aspirin and the water boxes as for everyone.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import platform
+import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import click
 import numpy as np
 import torch
+
+if version("e3nn").startswith("0.4."):  # MACE's pin torch.loads its constants with slices (torch >= 2.6 refuses)
+    torch.serialization.add_safe_globals([slice])
 from ase import Atoms, units
 from ase.build import molecule
 from ase.calculators.calculator import Calculator, all_changes
@@ -183,16 +206,87 @@ def systems() -> dict[str, Atoms]:
             "water box (7998 atoms)": water_box(8000)}
 
 
+EQUIVARIANT = dict(channels=32, lmax=2, layers=3, num_basis=8, radial_hidden=64)  # = SHAPES["nequip"] + its defaults
+ANI_ELEMENTS = ["H", "C", "N", "O", "F", "S", "Cl"]
+CORRELATION = {"value": 3}  # MACE's body order; set by --correlation, read in MACE's own process
+
+
+def mace_calculator():
+    """MACE at the e3nn model's shape (random weights, seed 0) behind MACE's own ASE calculator."""
+    from e3nn import o3
+    from mace.calculators import MACECalculator
+    from mace.modules import MACE, RealAgnosticResidualInteractionBlock
+
+    torch.manual_seed(0)
+    c, lmax = EQUIVARIANT["channels"], EQUIVARIANT["lmax"]
+    hidden = o3.Irreps("+".join(f"{c}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1)))
+    model = MACE(r_max=5.0, num_bessel=EQUIVARIANT["num_basis"], num_polynomial_cutoff=6, max_ell=lmax,
+                 interaction_cls=RealAgnosticResidualInteractionBlock, interaction_cls_first=RealAgnosticResidualInteractionBlock,
+                 num_interactions=EQUIVARIANT["layers"], num_elements=len(ELEMENTS), hidden_irreps=hidden,
+                 MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.zeros(len(ELEMENTS)), avg_num_neighbors=12.0,
+                 atomic_numbers=ELEMENTS, correlation=CORRELATION["value"], gate=torch.nn.functional.silu,
+                 radial_MLP=[EQUIVARIANT["radial_hidden"]])
+    return MACECalculator(models=model.float().eval(), device="cpu", default_dtype="float32")
+
+
+def nequip_calculator():
+    """mir-group ``nequip`` 0.19 at the e3nn model's shape (random weights, seed 0) behind its ASE calculator."""
+    from ase.data import chemical_symbols
+    from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+    from nequip.integrations.ase import NequIPCalculator
+    from nequip.model.nequip_models import NequIPGNNModel
+    from nequip.utils.global_state import set_global_state
+
+    set_global_state()
+    names = [chemical_symbols[z] for z in ELEMENTS]
+    model = NequIPGNNModel(seed=0, model_dtype="float32", r_max=5.0, type_names=names, num_layers=EQUIVARIANT["layers"],
+                           l_max=EQUIVARIANT["lmax"], num_features=EQUIVARIANT["channels"], num_bessels=EQUIVARIANT["num_basis"],
+                           radial_mlp_depth=1, radial_mlp_width=EQUIVARIANT["radial_hidden"], avg_num_neighbors=12.0,
+                           per_type_energy_shifts=0.0, per_type_energy_scales=1.0).eval()
+    return NequIPCalculator(model, "cpu", transforms=[
+        ChemicalSpeciesToAtomTypeMapper(model_type_names=names, chemical_species_to_atom_type_map={n: n for n in names}),
+        NeighborListTransform(r_max=5.0, backend="vesin")])
+
+
+def ani2x_calculator():
+    """TorchANI's ANI-2x architecture (8 networks), assembled as ``torchani.models.ANI2x`` does, without its
+    downloaded weights; a cell list for the periodic boxes."""
+    from torchani.arch import Assembler
+
+    torch.manual_seed(0)
+    asm = Assembler(periodic_table_index=True)
+    asm.set_symbols(ANI_ELEMENTS)
+    asm.set_global_cutoff_fn("cosine")
+    asm.set_aev_computer(radial="ani2x", angular="ani2x", strategy="pyaev")
+    asm.set_atomic_networks(ctor="ani2x")
+    asm.set_neighborlist("cell_list")
+    asm.set_gsaes_as_self_energies("wb97x-631gd")
+    model = asm.assemble(8)
+    model.requires_grad_(False)
+    return model.ase()
+
+
+def default_calculator():
+    """The bundled default potential, float32."""
+    import chemzoo
+
+    return chemzoo.calculator(chemzoo.default_model("potential").name)
+
+
 PEERS = {"chemzoo SchNet": lambda: chemzoo_calculator("schnet"), "torch-geometric SchNet": PygSchNetCalculator,
          "SchNetPack SchNet": lambda: SchNetPackCalculator(import_schnetpack()),
-         "chemzoo PaiNN": lambda: chemzoo_calculator("painn"), "SchNetPack PaiNN": lambda: SchNetPackCalculator(import_schnetpack(), arch="painn")}
+         "chemzoo PaiNN": lambda: chemzoo_calculator("painn"), "SchNetPack PaiNN": lambda: SchNetPackCalculator(import_schnetpack(), arch="painn"),
+         "chemzoo e3nn model": lambda: chemzoo_calculator("nequip"), "MACE": mace_calculator, "nequip": nequip_calculator,
+         "chemzoo default potential": default_calculator, "ANI-2x architecture": ani2x_calculator}
+PYTHON = {}  # peer -> the interpreter of its own environment (--mace-python, ...); default: this one
 
 
-def peer_process(name: str, conn) -> None:
+def peer_process(name: str, conn, correlation: int = 3) -> None:
     """One peer in a process of its own: answers (system, n) with n call times and n MD step times,
     each turn after one untimed call (a peer's steady state, as in a long MD run)."""
     import resource
 
+    CORRELATION["value"] = correlation
     calc, structures, rng = PEERS[name](), systems(), np.random.default_rng(0)
     while (request := conn.recv()) is not None:
         label, n = request
@@ -211,7 +305,8 @@ def interleaved(names: list[str], label: str, n: int, rounds: int = 4) -> dict[s
     links = {}
     for name in names:
         parent, child = context.Pipe()
-        links[name] = (parent, context.Process(target=peer_process, args=(name, child), daemon=True))
+        links[name] = (parent, context.Process(target=peer_process, args=(name, child, CORRELATION["value"]), daemon=True))
+        context.set_executable(PYTHON.get(name, sys.executable))  # the peer's own environment
         links[name][1].start()
     calls, steps, peak = {name: [] for name in names}, {name: [] for name in names}, {}
     try:
@@ -229,22 +324,51 @@ def interleaved(names: list[str], label: str, n: int, rounds: int = 4) -> dict[s
     return {name: (1 / np.median(calls[name]), 1 / np.median(steps[name]), peak[name]) for name in names}
 
 
+def peer_importable(name: str, module: str) -> bool:
+    """Whether ``module`` imports under the peer's interpreter (its own venv, or this one)."""
+    import subprocess
+
+    python = PYTHON.get(name, sys.executable)
+    return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
 @click.command()
-@click.option("--arch", type=click.Choice(["schnet", "painn"]), default="schnet", show_default=True,
-              help="SchNet (128 x 6, 50 radial functions) against SchNetPack's and torch-geometric's, or PaiNN "
-                   "(128 x 3, 20 radial functions) against SchNetPack's.")
+@click.option("--arch", type=click.Choice(["schnet", "painn", "nequip", "ani"]), default="schnet", show_default=True,
+              help="SchNet (128 x 6, 50 radial functions) against SchNetPack's and torch-geometric's; PaiNN "
+                   "(128 x 3, 20 radial functions) against SchNetPack's; the e3nn model (32 channels, l_max 2, 3 layers) "
+                   "against MACE and nequip; the default potential against the ANI-2x architecture.")
 @click.option("--repeats", default=8, show_default=True,
               help="Work per measurement: 4 rounds of repeats x 25 calls and MD steps on aspirin, repeats / 2 "
                    "on 1,000 atoms, repeats / 4 on 8,000; medians reported.")
-def main(arch, repeats):
+@click.option("--mace-python", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Interpreter of a venv with mace-torch (and e3nn 0.4.4).")
+@click.option("--nequip-python", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Interpreter of a venv with nequip 0.19.")
+@click.option("--ani-python", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Interpreter of a venv with torchani.")
+@click.option("--correlation", type=click.IntRange(1, 3), default=3, show_default=True, help="MACE's body order.")
+def main(arch, repeats, mace_python, nequip_python, ani_python, correlation):
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    PYTHON.update({k: v for k, v in {"MACE": mace_python, "nequip": nequip_python, "ANI-2x architecture": ani_python}.items() if v})
+    CORRELATION["value"] = correlation
     if arch == "schnet":
         print("# SchNet 128 features, 6 interactions, 5 Å cutoff, 50 radial functions, float32, random weights")
         names = ["chemzoo SchNet", "torch-geometric SchNet"]
-    else:
+    elif arch == "painn":
         print("# PaiNN 128 features, 3 interactions, 5 Å cutoff, 20 radial functions, float32, random weights")
         names = ["chemzoo PaiNN"]
-    spk = import_schnetpack()
+    elif arch == "nequip":
+        print(f"# e3nn models: {EQUIVARIANT['channels']} channels, l_max {EQUIVARIANT['lmax']}, {EQUIVARIANT['layers']} layers, "
+              f"5 Å cutoff, {EQUIVARIANT['num_basis']} Bessel functions, radial MLP {EQUIVARIANT['radial_hidden']} wide, float32, "
+              f"random weights; MACE correlation {correlation}")
+        names = ["chemzoo e3nn model"] + [n for n, m in (("MACE", "mace"), ("nequip", "nequip")) if peer_importable(n, m)]
+    else:
+        print("# the default potential (trained weights) against the ANI-2x architecture (8 networks, random weights), float32")
+        names = ["chemzoo default potential"] + (["ANI-2x architecture"] if peer_importable("ANI-2x architecture", "torchani") else [])
+    for name in names:
+        if name in PYTHON:
+            print(f"# {name}: {PYTHON[name]}")
+    spk = import_schnetpack() if arch in ("schnet", "painn") else None
     if spk is not None:
         names.append(f"SchNetPack {'SchNet' if arch == 'schnet' else 'PaiNN'}")
         print(f"# SchNetPack {spk.__version__ if hasattr(spk, '__version__') else ''} from {Path(spk.__file__).parent}")
@@ -254,12 +378,14 @@ def main(arch, repeats):
     for label, atoms in systems().items():
         n = repeats * 25 if len(atoms) < 100 else max(1, repeats // (2 if len(atoms) < 2000 else 4))
         results = interleaved(names, label, n)
-        base = results[reference][0]
+        base, ours = results[reference], results[names[0]]
         for name, (calls, steps, peak) in results.items():
             per_call[(name, len(atoms))] = 1 / calls
-            rows.append((label, name, f"{calls:.2f}", f"{steps:.2f}", f"{calls / base:.2f}x", f"{peak:.2f}"))
-    print(f"| system | model | energy+forces calls/s | MD steps/s | calls/s vs {reference} | peak memory (GB) |")
-    print("|---|---|---|---|---|---|")
+            rows.append((label, name, f"{calls:.2f}", f"{steps:.2f}", f"{calls / base[0]:.2f}x",
+                         f"{ours[0] / calls:.2f}x / {ours[1] / steps:.2f}x", f"{peak:.2f}"))
+    print(f"| system | model | energy+forces calls/s | MD steps/s | calls/s vs {reference} | {names[0]} vs this "
+          "(calls / MD steps) | peak memory (GB) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
     sizes = sorted({n for _, n in per_call if n > 100})
@@ -267,11 +393,6 @@ def main(arch, repeats):
         ratio = per_call[(name, sizes[1])] / per_call[(name, sizes[0])]
         print(f"# {name}: time per call grows {ratio:.1f}x from {sizes[0]} to {sizes[1]} atoms "
               f"({sizes[1] / sizes[0]:.1f}x the atoms; linear would be {sizes[1] / sizes[0]:.1f}x)")
-    try:
-        import torchani  # noqa: F401
-        print("# TorchANI: importable; ANI2x() downloads its weights at first use, so it cannot run offline here")
-    except ImportError:
-        print("# TorchANI: not installed in this environment (install it in a separate venv to compare)")
 
 
 if __name__ == "__main__":

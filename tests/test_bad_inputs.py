@@ -142,7 +142,7 @@ def test_atomic_writes_keep_the_old_file_when_writing_fails(tmp_path):
     from chemzoo.files import save_figure, write_atomically
 
     target = write_atomically(tmp_path / "a.csv", "old\n")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="data must be str, not int"):
         write_atomically(target, 12345)  # neither text nor bytes: fails while writing
     assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]
 

@@ -287,3 +287,28 @@ def test_bussi_thermostat_holds_the_temperature_and_records_its_time_constant(tm
     late = sum(temps[len(temps) // 2:]) / len(temps[len(temps) // 2:])
     assert 280 < late < 520  # 21 atoms fluctuate; the mean of the last 0.3 ps is near 400 K
     assert json.loads((tmp_path / "nvt.extxyz.json").read_text())["taut_fs"] == 20
+
+
+def test_side_by_side_molecules_are_far_apart_each_at_its_own_temperature():
+    from ase import units
+    from ase.build import molecule
+
+    from chemzoo.potentials.md import SPACING, side_by_side
+
+    mols = [molecule("C6H6"), molecule("CH3CH2OH"), molecule("H2O")] * 4
+    box, owner = side_by_side(mols, [100.0, 3000.0, 1000.0] * 4, seed=0)
+    assert len(box) == sum(len(m) for m in mols) and owner.tolist() == [n for n, m in enumerate(mols) for _ in m]
+    centres = np.array([box.positions[owner == n].mean(0) for n in range(len(mols))])
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1) + 1e9 * np.eye(len(mols))
+    assert gaps.min() == pytest.approx(SPACING)
+    for n, mol in enumerate(mols):  # no net momentum per molecule, shape kept
+        assert np.abs(box.get_momenta()[owner == n].sum(0)).max() < 1e-9
+        np.testing.assert_allclose(box.positions[owner == n] - centres[n], mol.positions - mol.positions.mean(0), atol=1e-9)
+    def temperature(n):  # K, from the kinetic energy over the 3N - 6 internal degrees of freedom
+        p, m = box.get_momenta()[owner == n], box.get_masses()[owner == n, None]
+        return 2 * (0.5 * (p**2 / m).sum()) / ((3 * len(m) - 6) * units.kB)
+
+    benzene, ethanol = (np.mean([temperature(n) for n in range(k, len(mols), 3)]) for k in (0, 1))
+    assert 50 < benzene < 200 and 1500 < ethanol < 6000
+    again, _ = side_by_side(mols, [100.0, 3000.0, 1000.0] * 4, seed=0)
+    np.testing.assert_array_equal(again.get_momenta(), box.get_momenta())

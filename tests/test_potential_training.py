@@ -43,7 +43,7 @@ def test_splits_are_by_molecule(data):
 
 
 def test_finished_chunks_are_not_redone(tmp_path):
-    job = (0, ["CCO"], 0, 2, 0, "thermal", tmp_path)
+    job = (0, ["CCO"], 0, 2, 0, "thermal", None, tmp_path)
     assert build_chunk(job)[1] == 2
     chunk = tmp_path / "chunk-00000.npz"
     stamp = chunk.stat().st_mtime_ns
@@ -142,6 +142,68 @@ def test_contact_recipe_labels_close_contacts_with_xtb(tmp_path):
     # the geminal pull (the first geometry) costs energy against the relaxed thermal geometries
     thermal = label_molecule("CCO", 0, 3, 0, "thermal")
     assert rows[0][2] > max(r[2] for r in thermal) + 0.1
+
+
+def test_md_recipe_labels_a_potentials_own_hot_trajectory_with_xtb(tmp_path):
+    """Frames of the potential's NVE, one per FRAME_FS, labelled by xTB; the chunk holds the same molecules and
+    splits as the thermal recipe's."""
+    from ase import Atoms
+    from tblite.ase import TBLite
+
+    from chemzoo.potentials.bonds import BondWatch
+    from training.potentials.dataset import split_of
+    from training.potentials.sampling import start_temperature
+
+    job = (0, ["CCO", "CC(=O)O"], 4, 2, 0, "md", "schnet-xtb-moses-53k-contact", tmp_path)
+    assert build_chunk(job)[1:] == (4, 0)
+    got = load_dataset(tmp_path)
+    assert got["mol_index"].tolist() == [4, 4, 5, 5]
+    assert got["temperature"].tolist() == [start_temperature(4)] * 2 + [start_temperature(5)] * 2
+    assert got["split"].tolist() == [split_of(m, 0) for m in got["mol_index"]]
+    first = Atoms(numbers=got["numbers"][:9].astype(int), positions=got["positions"][:9])
+    first.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    assert first.get_potential_energy() == pytest.approx(got["energy"][0], abs=1e-6)
+    np.testing.assert_allclose(first.get_forces(), got["forces"][:9], atol=1e-6)
+    second = Atoms(numbers=first.numbers, positions=got["positions"][9:18])
+    assert np.abs(second.positions - first.positions).max() > 0.05  # it moved between frames, still ethanol:
+    assert BondWatch(first).check(second) is None
+
+
+def test_several_builds_train_together_only_when_they_split_molecules_alike(tmp_path, data):
+    import shutil
+
+    from training.potentials.data import load_datasets
+
+    for name in ("a", "b"):
+        shutil.copytree(SLICE, tmp_path / name)
+    both = load_datasets([tmp_path / "a", tmp_path / "b"])
+    assert len(both["energy"]) == 2 * len(data["energy"]) and len(both["numbers"]) == 2 * len(data["numbers"])
+    chunk = next((tmp_path / "b").glob("chunk-*.npz"))
+    arrays = dict(np.load(chunk))
+    moved = arrays["mol_index"][arrays["split"] == "test"][0]
+    arrays["split"][arrays["mol_index"] == moved] = "train"
+    np.savez(chunk, **arrays)
+    with pytest.raises(ValueError, match=rf"molecule {moved} is in the test split of one folder and the train split"):
+        load_datasets([tmp_path / "a", tmp_path / "b"])
+
+
+def test_md_sampling_keeps_the_frame_where_a_molecule_went_wrong():
+    """A molecule the calculator refuses (atoms 0.3 Å apart) leaves the box with its geometry; the others go on."""
+    from ase import Atoms
+
+    import chemzoo
+    from training.potentials.sampling import md_frames
+
+    calc = chemzoo.calculator("schnet-xtb-moses-53k-contact")
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    clash = Atoms("CH4", positions=[[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63],
+                                    [0.63 + 0.3, 0.63, 0.63]])
+    frames = md_frames([water, clash], [300.0, 300.0], 3, calc, seed=0)
+    assert len(frames[0]) == 3 and len(frames[1]) == 1
+    np.testing.assert_allclose(frames[1][0] - frames[1][0].mean(0), clash.positions - clash.positions.mean(0), atol=1e-9)
+    # water's frames are FRAME_FS apart: it moved, but stayed a molecule
+    steps = [np.abs(b - a).max() for a, b in zip(frames[0], frames[0][1:])]
+    assert all(0 < s < 1.0 for s in steps)
 
 
 def test_packed_parts_hold_whole_train_molecules_and_finish_by_evaluation(tmp_path, data, repo_root):

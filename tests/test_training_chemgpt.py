@@ -26,7 +26,7 @@ class CrashAt(L.Callback):
 
     def on_train_batch_end(self, trainer, *args):
         if trainer.global_step == self.step:
-            raise Crash
+            raise Crash(f"simulated crash at step {trainer.global_step}")
 
 
 def _curve(path):
@@ -35,7 +35,7 @@ def _curve(path):
 
 def test_resumed_run_has_the_same_curve_as_an_uninterrupted_one(tmp_path):
     whole = train(RUN, tmp_path / "whole")
-    with pytest.raises(Crash):
+    with pytest.raises(Crash, match="simulated crash at step 23"):
         train(RUN, tmp_path / "resumed", callbacks=(CrashAt(23),))  # mid second epoch, last checkpoint at 20
     assert not (tmp_path / "resumed" / "checkpoint").exists()
     resumed = train(RUN, tmp_path / "resumed")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +79,29 @@ def recompute_edges(module: nn.Module, n_blocks: int) -> bool:
     """Inference (eval mode, gradients on for forces) on a system with several edge blocks: the message step
     keeps no per-edge tensor for the backward pass and recomputes what it needs there (PaiNN, the e3nn model)."""
     return not module.training and n_blocks > 1 and torch.is_grad_enabled()
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim`` (None elsewhere: macOS, Windows, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the operating system (glibc ``malloc_trim(0)``; a no-op elsewhere).
+
+    On a CPU, torch's tensors come from malloc. Between the large per-block tensors of a big system, glibc
+    keeps the freed medium-sized ones in its heap, which fragments: the e3nn model peaked at ~6 GB on an
+    8,000-atom box with 0.75 GB of tensors alive. Trimming before each edge block keeps the resident memory
+    near what is alive (~1 GB). Nothing is configured: no malloc setting of the process changes."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 EDGE_BLOCK_BYTES = 16 * 2**20  # on a CPU, per-edge tensors are built in blocks of at most this size

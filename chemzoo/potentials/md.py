@@ -101,6 +101,31 @@ def has_momenta(atoms: Atoms) -> bool:
     return bool(atoms.has("momenta") and np.abs(atoms.get_momenta()).max() > 0)
 
 
+SPACING = 40.0  # Å between molecule centres in side_by_side, far beyond any cutoff
+
+
+def side_by_side(molecules: list[Atoms], temperatures, seed: int = 0,
+                 spacing: float = SPACING) -> tuple[Atoms, np.ndarray]:
+    """Molecules on a cubic grid ``spacing`` Å apart in one (non-periodic) box, each with its own
+    Maxwell-Boltzmann velocities at its temperature (K; one value for all, or one per molecule; seeded, no
+    net translation or rotation per molecule); and each atom's molecule. With a cutoff below ``spacing`` no
+    molecule feels another: MD of the box is MD of each molecule, at one call per step for all."""
+    rng = np.random.default_rng(seed)
+    temperatures = np.broadcast_to(np.asarray(temperatures, dtype=float), (len(molecules),))
+    side = int(np.ceil(len(molecules) ** (1 / 3)))
+    box, owner = Atoms(), []
+    for n, (mol, temperature) in enumerate(zip(molecules, temperatures)):
+        mol = mol.copy()
+        mol.calc = None
+        mol.positions += spacing * np.array([n % side, (n // side) % side, n // side**2]) - mol.positions.mean(0)
+        MaxwellBoltzmannDistribution(mol, temperature_K=temperature, rng=rng)
+        Stationary(mol)
+        ZeroRotation(mol)
+        box += mol
+        owner += [n] * len(mol)
+    return box, np.array(owner, dtype=int)
+
+
 ENSEMBLES = ("nve", "langevin", "bussi")
 
 

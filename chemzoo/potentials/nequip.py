@@ -14,7 +14,7 @@ from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks, recompute_edges
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks, recompute_edges, release_free_memory
 
 
 def depthwise_tensor_product(irreps_in: o3.Irreps, irreps_edge: o3.Irreps, irreps_target: o3.Irreps):
@@ -67,7 +67,9 @@ class Interaction(nn.Module):
         return self.tp(x.index_select(0, j), sh, self.radial(rbf) * envelope[:, None])
 
     def summed_messages(self, x, sh, rbf, envelope, i, j):
-        """One block's messages summed onto their receivers ``i``: (N, irreps)."""
+        """One block's messages summed onto their receivers ``i``: (N, irreps). Runs in the forward pass and
+        again in the backward pass (recomputed), each time after giving the heap's free pages back."""
+        release_free_memory()
         messages = self.edge_messages(x, sh, rbf, envelope, j)
         return messages.new_zeros(x.shape[0], messages.shape[1]).index_add_(0, i, messages)
 

@@ -71,10 +71,23 @@ def closest_contacts(structures: Structures) -> dict[str, float]:
             for code in np.flatnonzero(np.isfinite(best))}
 
 
+def load_datasets(folders: list[Path]) -> dict[str, np.ndarray]:
+    """Several dataset folders as one. They must split molecules alike (builds of one ``--seed`` do): a molecule
+    in the train split of one and the test split of another would leak."""
+    parts = [load_dataset(f) for f in folders]
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    split_of = {}
+    for m, s in zip(data["mol_index"].tolist(), data["split"].tolist()):
+        if split_of.setdefault(m, s) != s:
+            raise ValueError(f"molecule {m} is in the {split_of[m]} split of one folder and the {s} split of another "
+                             f"({', '.join(map(str, folders))}): build them with the same --seed")
+    return data
+
+
 class PotentialDataModule(ShardedDataModule):
-    def __init__(self, folder: Path, cutoff: float, n_train: int | None, batch_size: int, seed: int):
+    def __init__(self, folders: Path | list[Path], cutoff: float, n_train: int | None, batch_size: int, seed: int):
         super().__init__(batch_size, seed, collate_structures)
-        data = load_dataset(folder)
+        data = load_datasets([folders] if isinstance(folders, (str, Path)) else folders)
         self.train_set = Structures(data, "train", cutoff, limit=n_train, seed=seed)
         self.val_set = Structures(data, "val", cutoff)
         self.test_set = Structures(data, "test", cutoff)

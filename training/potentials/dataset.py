@@ -5,7 +5,7 @@
     python -m training.potentials.dataset --molecules 12500 --per-molecule 8 --out data/xtb-moses-12.5k --workers 2
 
 For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br): RDKit ETKDG
-conformers relaxed with MMFF94, then perturbed by one of two recipes, and each geometry is labelled
+conformers relaxed with MMFF94, then perturbed by one of three recipes, and each geometry is labelled
 by ``tblite`` GFN2-xTB:
 
 - ``thermal`` (the default): Gaussian displacements at 300, 600 and 1000 K
@@ -16,6 +16,10 @@ by ``tblite`` GFN2-xTB:
   0.6 Å - on top of 300 K noise; the fourth is hot noise at 2500 K. Geometries whose xTB forces
   exceed 30 eV/Å on an atom are dropped. Built with the same ``--seed`` as a thermal dataset it
   holds the same molecules in the same splits, so the two folders train together.
+- ``md``: frames of a potential's own NVE from 600-3500 K starts (``--md-model``, default the default
+  potential; ``training.potentials.sampling``), the frame where its MD went wrong included - where that
+  potential needs labels. Same molecules and splits as the other recipes with the same ``--seed``;
+  forces above 30 eV/Å dropped as for ``contact``.
 
 Splits are by molecule (80/10/10). Molecules are processed in chunks written atomically as
 ``chunk-NNNNN.npz``: an interruption loses at most the chunks in progress, and rerunning the same command skips finished chunks. Rerunning with a larger
@@ -36,10 +40,11 @@ from tqdm.auto import tqdm
 
 from chemzoo.potentials.datasets import load_dataset
 from training import moses
+from training.potentials.sampling import FRAME_FS, MIN_PAIR, START_TEMPERATURES, md_frames, start_temperature
 
 TEMPERATURES = (300.0, 600.0, 1000.0)  # K
 SIGMA_300K = 0.02  # Å, Gaussian displacement per Cartesian component at 300 K
-RECIPES = ("thermal", "contact")
+RECIPES = ("thermal", "contact", "md")
 # contact recipe: (topological distance of the pair, lowest and highest fraction of its distance)
 CONTACTS = ((2, 0.5, 0.9), (1, 0.75, 0.95), (3, 0.5, 0.9))
 CONTACT_FLOOR = 0.6  # Å, no pair is pulled closer
@@ -107,43 +112,69 @@ def geometry(recipe: str, k: int, conformer: np.ndarray, topology: np.ndarray, r
     return None if pulled is None else (pulled + noise(rng, n_atoms, 300.0), 300.0)
 
 
-def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, recipe: str = "thermal"):
-    """Geometries and xTB labels for one molecule; [] when RDKit cannot embed it or xTB fails."""
+def label(numbers: np.ndarray, made, drop_above: float | None = None) -> list:
+    """GFN2-xTB energy (eV) and forces (eV/Å) of each (positions Å, temperature K) of one molecule; a geometry
+    whose SCF fails, or with a force component above ``drop_above`` eV/Å, is skipped."""
     from ase import Atoms
     from tblite.ase import TBLite
 
-    rng = np.random.default_rng([seed, mol_index] if recipe == "thermal" else [seed, mol_index, RECIPES.index(recipe)])
-    numbers, confs, topology = conformers(smiles, max(1, per_molecule // len(TEMPERATURES)), seed + mol_index)
-    if not confs:
-        return []
     calc = TBLite(method="GFN2-xTB", verbosity=0, max_iterations=300)
     out = []
-    for k in range(per_molecule):
-        made = geometry(recipe, k, confs[k % len(confs)], topology, rng)
-        if made is None:
-            continue
-        atoms = Atoms(numbers=numbers, positions=made[0], calculator=calc)
+    for positions, temperature in made:
+        atoms = Atoms(numbers=numbers, positions=positions, calculator=calc)
         try:
             energy, forces = atoms.get_potential_energy(), atoms.get_forces()
         except Exception:  # SCF failure on a strained geometry: skip this geometry, keep the molecule
             continue
-        if recipe == "contact" and np.abs(forces).max() > MAX_FORCE:
+        if drop_above is not None and np.abs(forces).max() > drop_above:
             continue
-        out.append((numbers.copy(), atoms.positions.copy(), float(energy), forces.copy(), made[1]))
+        out.append((numbers.copy(), atoms.positions.copy(), float(energy), forces.copy(), temperature))
+    return out
+
+
+def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, recipe: str = "thermal"):
+    """Geometries of the thermal or contact recipe and their xTB labels for one molecule; [] when RDKit
+    cannot embed it or xTB fails."""
+    rng = np.random.default_rng([seed, mol_index] if recipe == "thermal" else [seed, mol_index, RECIPES.index(recipe)])
+    numbers, confs, topology = conformers(smiles, max(1, per_molecule // len(TEMPERATURES)), seed + mol_index)
+    if not confs:
+        return []
+    made = [geometry(recipe, k, confs[k % len(confs)], topology, rng) for k in range(per_molecule)]
+    return label(numbers, [m for m in made if m is not None], MAX_FORCE if recipe == "contact" else None)
+
+
+def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed: int, md_model: str) -> list[list]:
+    """The ``md`` recipe for one chunk: frames of ``md_model``'s NVE from each molecule's conformer
+    (``training.potentials.sampling``), labelled by xTB; per molecule its labelled frames ([] if none)."""
+    from ase import Atoms
+
+    import chemzoo
+
+    embedded = []  # (offset in the chunk, numbers, conformer)
+    for offset, smi in enumerate(smiles):
+        numbers, confs, _ = conformers(smi, 1, seed + first_index + offset)
+        if confs:
+            embedded.append((offset, numbers, confs[0]))
+    temperatures = [start_temperature(first_index + offset) for offset, _, _ in embedded]
+    frames = md_frames([Atoms(numbers=z, positions=x) for _, z, x in embedded], temperatures, per_molecule,
+                       chemzoo.calculator(md_model), seed=[seed, first_index])
+    out = [[] for _ in smiles]
+    for (offset, numbers, _), temperature, positions in zip(embedded, temperatures, frames):
+        out[offset] = label(numbers, [(x, temperature) for x in positions], MAX_FORCE)
     return out
 
 
 def build_chunk(args) -> tuple[int, int, int]:
-    chunk, smiles, first_index, per_molecule, seed, recipe, out = args
+    chunk, smiles, first_index, per_molecule, seed, recipe, md_model, out = args
     path = out / f"chunk-{chunk:05d}.npz"
     if path.exists():
         return chunk, int(np.load(path)["energy"].shape[0]), 0
-    rows, failed = [], 0
-    for offset, smi in enumerate(smiles):
-        mol_index = first_index + offset
-        labelled = label_molecule(smi, mol_index, per_molecule, seed, recipe)
-        failed += labelled == []
-        rows += [(mol_index, *r) for r in labelled]
+    if recipe == "md":
+        labelled = label_md_chunk(smiles, first_index, per_molecule, seed, md_model)
+    else:
+        labelled = [label_molecule(smi, first_index + offset, per_molecule, seed, recipe) for offset, smi in enumerate(smiles)]
+    rows = [(first_index + offset, *r) for offset, found in enumerate(labelled) for r in found]
+    failed = sum(found == [] for found in labelled)
     n_atoms = np.array([len(r[1]) for r in rows], dtype=np.int32)
     arrays = dict(
         mol_index=np.array([r[0] for r in rows], dtype=np.int64),
@@ -167,6 +198,10 @@ RECIPE_TEXT = {
                 + ", ".join(f"{('bonded', 'geminal', '1-4')[d - 1]} pairs to {lo:.0%}-{hi:.0%}" for d, lo, hi in CONTACTS)
                 + f"\n  of their distance, not under {CONTACT_FLOOR} Å) plus 300 K noise; the fourth with {HOT:.0f} K noise"
                 + f"\n  (Gaussian, 0.02 Å x sqrt(T / 300 K)). Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
+    "md": ("frames of a potential's own NVE MD (`training.potentials.sampling`): from\n  Maxwell-Boltzmann starts at "
+           + ", ".join(f"{t:.0f}" for t in START_TEMPERATURES) + " K (by molecule), a frame every "
+           + f"{FRAME_FS:.0f} fs,\n  and the frame where a molecule's MD changed a bond or brought two atoms within "
+           + f"{MIN_PAIR} Å (it then stops).\n  Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
 }
 
 
@@ -220,14 +255,22 @@ def can_extend(built: dict, wanted: dict) -> bool:
 @click.option("--chunk-molecules", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--recipe", type=click.Choice(RECIPES), default="thermal", show_default=True,
-              help="thermal: noise at 300-1000 K; contact: compressed atom pairs and 2500 K noise (the repulsive wall).")
+              help="thermal: noise at 300-1000 K; contact: compressed atom pairs and 2500 K noise (the repulsive wall); "
+                   "md: frames of a potential's own hot MD (where it needs labels).")
+@click.option("--md-model", default=None, help="md recipe: the potential whose MD is sampled [default: the default potential].")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def main(molecules, per_molecule, chunk_molecules, seed, recipe, workers, out):
+def main(molecules, per_molecule, chunk_molecules, seed, recipe, md_model, workers, out):
     """Label MOSES molecules with GFN2-xTB in resumable chunks."""
     out.mkdir(parents=True, exist_ok=True)
     config = dict(molecules=molecules, per_molecule=per_molecule, chunk_molecules=chunk_molecules, seed=seed,
                   recipe=recipe)
+    if recipe == "md":
+        import chemzoo
+
+        config["md_model"] = md_model or chemzoo.default_model("potential").name
+    elif md_model:
+        raise click.UsageError("--md-model is for --recipe md")
     config_file = out / "build.json"
     if config_file.exists() and not can_extend(json.loads(config_file.read_text()), config):
         raise click.UsageError(f"{out} was built with another config ({config_file}); use a new --out")
@@ -235,7 +278,7 @@ def main(molecules, per_molecule, chunk_molecules, seed, recipe, workers, out):
     train = moses.read_smiles("train")
     chosen = np.random.default_rng(seed).permutation(len(train))[:molecules]
     smiles = [train[i] for i in chosen]
-    jobs = [(c, smiles[s : s + chunk_molecules], s, per_molecule, seed, recipe, out)
+    jobs = [(c, smiles[s : s + chunk_molecules], s, per_molecule, seed, recipe, config.get("md_model"), out)
             for c, s in enumerate(range(0, molecules, chunk_molecules))]
     start, total, failed = time.time(), 0, 0
     with mp.get_context("spawn").Pool(workers) as pool, tqdm(total=len(jobs), desc="xTB chunks", unit="chunk") as bar:

@@ -31,6 +31,11 @@ from training.potentials.module import PotentialModule, prediction_errors
 from training.results import record_run
 
 
+def data_folders(run: dict) -> list[Path]:
+    """The run's dataset folders (``data``: one path, or a list of folders trained on together)."""
+    return [Path(f) for f in ([run["data"]] if isinstance(run["data"], str) else run["data"])]
+
+
 def test_errors(model: Potential, test_set, batch_size: int = 16) -> dict:
     """Energy MAE (meV/atom) and force MAE (meV/Å) on the test split (None when it is empty)."""
     model.eval()
@@ -55,7 +60,7 @@ def finish(out: Path, run: dict, model: Potential, n_train: int, wall_time_s: fl
     config = model.config
     metadata = {"name": run["name"], "family": "potential", "architecture": run["architecture"],
                 "params": model.num_parameters, "n_train": n_train, "elements": list(config.elements),
-                "cutoff": config.cutoff, "training_data": f"GFN2-xTB labels of MOSES molecules ({Path(run['data']).name})",
+                "cutoff": config.cutoff, "training_data": f"GFN2-xTB labels of MOSES molecules ({' + '.join(Path(f).name for f in data_folders(run))})",
                 "seed": run["seed"], "init": run.get("init") or "random initialisation",
                 "accelerator": run.get("accelerator", "cpu"), "test_errors": errors, "metrics": metrics, "run": run}
     folder = model.save_pretrained(out / "checkpoint")
@@ -67,7 +72,7 @@ def finish(out: Path, run: dict, model: Potential, n_train: int, wall_time_s: fl
 def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
     start_run(out, run)
     L.seed_everything(run["seed"], workers=True)
-    data = PotentialDataModule(Path(run["data"]), run["cutoff"], run["n_train"], run["batch_size"], run["seed"])
+    data = PotentialDataModule(data_folders(run), run["cutoff"], run["n_train"], run["batch_size"], run["seed"])
     start = None
     if run.get("init"):  # continue from a finished checkpoint: its architecture, sizes and energy references
         start = Potential.from_pretrained(run["init"], dtype="float64")  # float64 buffers stay exact
@@ -75,6 +80,11 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
             raise click.UsageError(f"--init {run['init']} is a {start.config.architecture} with a {start.config.cutoff} Å "
                                    f"cutoff, not a {run['architecture']} with {run['cutoff']} Å")
         config = asdict(start.config)
+        # closer contacts in the new data lower the calculator's "closer than training" threshold
+        seen = {**(config.get("min_distances") or {})}
+        for pair, d in closest_contacts(data.train_set).items():
+            seen[pair] = min(d, seen.get(pair, d))
+        config["min_distances"] = seen
     else:
         elements = list(ELEMENTS)
         reference, force_rms = fit_reference_energies(data.train_set, elements)
@@ -96,7 +106,8 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
 
 
 @click.command()
-@click.option("--data", type=click.Path(exists=True, file_okay=False), required=True, help="Folder of chunk-*.npz.")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), required=True, multiple=True,
+              help="Folder of chunk-*.npz; repeat to train on several builds of the same molecules (e.g. thermal + contact).")
 @click.option("--architecture", type=click.Choice(sorted(ARCHITECTURES)), default="painn", show_default=True)
 @click.option("--features", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--interactions", type=click.IntRange(min=1), default=3, show_default=True)
@@ -124,7 +135,7 @@ def main(data, architecture, features, interactions, lmax, cutoff, n_train, epoc
     """Train (or resume) one potential."""
     torch.set_default_dtype(torch.float32)
     name = name or f"{architecture}-f{features}-i{interactions}-s{seed}"
-    run = dict(family="potential", name=name, data=str(data), architecture=architecture, features=features,
+    run = dict(family="potential", name=name, data=str(data[0]) if len(data) == 1 else [str(d) for d in data], architecture=architecture, features=features,
                interactions=interactions, lmax=lmax, cutoff=cutoff, n_train=n_train, epochs=epochs, max_steps=max_steps,
                max_minutes=max_minutes, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed, accelerator=accelerator,
                devices=devices, ckpt_every=ckpt_every, init=init)

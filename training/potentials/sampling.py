@@ -1,0 +1,88 @@
+"""Geometries a potential's own hot MD visits, for GFN2-xTB to label: one round of active learning.
+
+A potential trained on noise around conformers has never seen where its own MD goes when hot, and
+that is where it fails (a stretched C-Br bond it lets go, two hydrogens it lets collapse). The ``md``
+recipe of ``training.potentials.dataset`` runs NVE with a potential on each chunk's molecules (all side
+by side in one box, one call per step) from Maxwell-Boltzmann velocities at one of ``START_TEMPERATURES``
+(by molecule), takes a frame every ``FRAME_FS``, and hands the frames to xTB. A molecule whose MD goes
+wrong (a covalent bond formed or broken, two atoms closer than ``MIN_PAIR``) contributes the geometry
+where it went wrong - the most useful one to label - and leaves the box.
+
+Units: Å, fs, K.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from ase import Atoms
+from ase.md.verlet import VelocityVerlet
+from ase import units
+
+from chemzoo.errors import ChemzooError
+from chemzoo.potentials.bonds import BondWatch
+from chemzoo.potentials.md import side_by_side
+
+START_TEMPERATURES = (600.0, 1500.0, 2500.0, 3500.0)  # K, NVE starting velocities (equipartition halves them)
+TIMESTEP = 0.5  # fs
+FRAME_FS = 100.0  # fs between frames of one molecule
+SEGMENT_FS = 25.0  # fs between checks of the bond graph
+MIN_PAIR = 0.7  # Å, a molecule with two atoms closer than this has gone wrong
+
+
+def start_temperature(mol_index: int) -> float:
+    """A molecule's NVE starting temperature (K): the recipe cycles through ``START_TEMPERATURES``."""
+    return START_TEMPERATURES[mol_index % len(START_TEMPERATURES)]
+
+
+def closest_pair(positions: np.ndarray) -> float:
+    """The smallest interatomic distance (Å) in one molecule."""
+    d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    return float(d[np.triu_indices(len(positions), 1)].min()) if len(positions) > 1 else np.inf
+
+
+def md_frames(molecules: list[Atoms], temperatures: list[float], per_molecule: int, calculator,
+              seed: int = 0) -> list[list[np.ndarray]]:
+    """Up to ``per_molecule`` frames (positions, Å) of each molecule's NVE trajectory under ``calculator``,
+    started at its temperature (K): one every ``FRAME_FS`` fs, and the frame where it went wrong, if it did."""
+    box, owner = side_by_side(molecules, temperatures, seed)
+    watches = [BondWatch(m) for m in molecules]
+    frames: list[list[np.ndarray]] = [[] for _ in molecules]
+    alive = list(range(len(molecules)))
+    steps = int(round(SEGMENT_FS / TIMESTEP))
+    per_frame = int(round(FRAME_FS / SEGMENT_FS))
+    segment = 0
+    while alive:
+        box.calc = calculator
+        saved = box.copy()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "closer than training": exactly the geometries wanted here
+                VelocityVerlet(box, timestep=TIMESTEP * units.fs).run(steps)
+        except ChemzooError:  # the calculator refused a clash inside the segment: drop the closest molecule
+            worst = min(alive, key=lambda m: closest_pair(saved.positions[owner == m]))
+            frames[worst].append(saved.positions[owner == worst].copy())
+            box, owner, alive = _without(saved, owner, alive, {worst})
+            continue
+        segment += 1
+        done = set()
+        for m in alive:
+            positions = box.positions[owner == m]
+            mol = molecules[m].copy()
+            mol.positions = positions
+            wrong = (not np.isfinite(positions).all() or closest_pair(positions) < MIN_PAIR
+                     or watches[m].check(mol) is not None)
+            if (wrong or segment % per_frame == 0) and np.isfinite(positions).all():
+                frames[m].append(positions.copy())
+            if wrong or len(frames[m]) >= per_molecule:
+                done.add(m)
+        if done:
+            box, owner, alive = _without(box, owner, alive, done)
+    return frames
+
+
+def _without(box: Atoms, owner: np.ndarray, alive: list[int], gone: set[int]):
+    """The box without the atoms of the molecules in ``gone`` (positions and momenta kept)."""
+    keep = ~np.isin(owner, list(gone))
+    return box[keep], owner[keep], [m for m in alive if m not in gone]
