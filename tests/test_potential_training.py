@@ -254,6 +254,23 @@ def test_continued_training_starts_from_the_checkpoint_weights(tmp_path):
         train({**RUN, "name": "wrong", "init": str(start), "architecture": "painn"}, tmp_path / "wrong")
 
 
+def test_continued_training_takes_the_new_datas_closest_contacts_into_its_table(tmp_path):
+    """The calculator warns below the closest contact a model was trained on: after continued training that is
+    the closer of the checkpoint's table and the new data's, pair by pair."""
+    from chemzoo.files import write_metadata
+
+    train(RUN, tmp_path / "first")
+    start = tmp_path / "first" / "checkpoint"
+    seen = json.loads((start / "config.json").read_text())["min_distances"]
+    config = json.loads((start / "config.json").read_text())
+    config["min_distances"] = {**{pair: 9.0 for pair in seen}, "Br-Br": 0.1}  # farther than the data, and a pair it lacks
+    (start / "config.json").write_text(json.dumps(config))
+    write_metadata(start, json.loads((start / "chemzoo.json").read_text()))
+    train({**RUN, "name": "continued", "init": str(start), "lr": 0.0}, tmp_path / "continued")
+    merged = json.loads((tmp_path / "continued" / "checkpoint" / "config.json").read_text())["min_distances"]
+    assert merged == {**seen, "Br-Br": 0.1}
+
+
 def test_out_of_distribution_set_is_xtb_md_frames_of_drugs_outside_moses():
     from ase import Atoms
     from rdkit import Chem

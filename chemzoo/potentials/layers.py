@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import functools
 import math
+import os
 import sys
 
 import torch
@@ -87,21 +88,41 @@ def _malloc_trim():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), "malloc_trim", None)
-    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
         return None
 
 
+def resident_bytes() -> int:
+    """This process's resident memory now (bytes; 0 where /proc is absent)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+HEAP_GROWTH_BYTES: int | None = 2**30  # resident growth tolerated before free heap pages go back; None: never
+_resident_after_trim = [0]
+
+
 def release_free_memory() -> None:
-    """Hand the C heap's free pages back to the operating system (glibc ``malloc_trim(0)``; a no-op elsewhere).
+    """Hand the C heap's free pages back to the operating system (glibc ``malloc_trim(0)``) once the resident
+    memory has grown by ``HEAP_GROWTH_BYTES`` since the last time; a no-op elsewhere.
 
     On a CPU, torch's tensors come from malloc. Between the large per-block tensors of a big system, glibc
-    keeps the freed medium-sized ones in its heap, which fragments: the e3nn model peaked at ~6 GB on an
-    8,000-atom box with 0.75 GB of tensors alive. Trimming before each edge block keeps the resident memory
-    near what is alive (~1 GB). Nothing is configured: no malloc setting of the process changes."""
+    keeps the freed medium-sized ones in its heap, which fragments: the e3nn model peaked at ~5 GB on an
+    8,000-atom box with 0.75 GB of tensors alive. Trimming before every edge block kept it at 1 GB but cost
+    3x the time (each page handed back is faulted in again); trimming after 1 GB of growth keeps it under
+    2 GB for ~1.5x the time (``benchmarks/RESULTS.md``). Set ``HEAP_GROWTH_BYTES = None`` for speed over memory.
+    Nothing is configured: no malloc setting of the process changes."""
     trim = _malloc_trim()
-    if trim is not None:
+    if trim is None or HEAP_GROWTH_BYTES is None:
+        return
+    resident = resident_bytes()
+    if resident > _resident_after_trim[0] + HEAP_GROWTH_BYTES or resident < _resident_after_trim[0]:
         trim(0)
+        _resident_after_trim[0] = resident_bytes()
 
 
 EDGE_BLOCK_BYTES = 16 * 2**20  # on a CPU, per-edge tensors are built in blocks of at most this size
