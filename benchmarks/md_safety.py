@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 from ase import Atoms
 
 import chemzoo

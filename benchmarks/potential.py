@@ -206,9 +206,11 @@ def systems() -> dict[str, Atoms]:
             "water box (7998 atoms)": water_box(8000)}
 
 
-EQUIVARIANT = dict(channels=32, lmax=2, layers=3, num_basis=8, radial_hidden=64)  # = SHAPES["nequip"] + its defaults
+# the e3nn model's benchmark shape, and its radial defaults (NequIP's num_basis and radial_hidden), for the peers
+EQUIVARIANT = dict(channels=SHAPES["nequip"]["features"], lmax=SHAPES["nequip"]["lmax"],
+                   layers=SHAPES["nequip"]["interactions"], num_basis=8, radial_hidden=64)
 ANI_ELEMENTS = ["H", "C", "N", "O", "F", "S", "Cl"]
-CORRELATION = {"value": 3}  # MACE's body order; set by --correlation, read in MACE's own process
+CORRELATION = {"value": 3}  # MACE's body order, set in MACE's own process from --correlation (peer_process)
 
 
 def mace_calculator():
@@ -296,7 +298,8 @@ def peer_process(name: str, conn, correlation: int = 3) -> None:
     conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)  # peak resident memory, GB
 
 
-def interleaved(names: list[str], label: str, n: int, rounds: int = 4) -> dict[str, tuple[float, float, float]]:
+def interleaved(names: list[str], label: str, n: int, rounds: int = 4,
+                correlation: int = 3) -> dict[str, tuple[float, float, float]]:
     """Median calls/s and MD steps/s per peer on one system, in ``rounds`` rounds that take the peers
     in turn (a slow spell of the machine hits all of them), ``n`` calls and steps per turn. Each peer
     runs in its own process: in one process, the memory SchNetPack frees on 8,000 atoms left the next
@@ -305,7 +308,7 @@ def interleaved(names: list[str], label: str, n: int, rounds: int = 4) -> dict[s
     links = {}
     for name in names:
         parent, child = context.Pipe()
-        links[name] = (parent, context.Process(target=peer_process, args=(name, child, CORRELATION["value"]), daemon=True))
+        links[name] = (parent, context.Process(target=peer_process, args=(name, child, correlation), daemon=True))
         context.set_executable(PYTHON.get(name, sys.executable))  # the peer's own environment
         links[name][1].start()
     calls, steps, peak = {name: [] for name in names}, {name: [] for name in names}, {}
@@ -350,7 +353,6 @@ def peer_importable(name: str, module: str) -> bool:
 def main(arch, repeats, mace_python, nequip_python, ani_python, correlation):
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     PYTHON.update({k: v for k, v in {"MACE": mace_python, "nequip": nequip_python, "ANI-2x architecture": ani_python}.items() if v})
-    CORRELATION["value"] = correlation
     if arch == "schnet":
         print("# SchNet 128 features, 6 interactions, 5 Å cutoff, 50 radial functions, float32, random weights")
         names = ["chemzoo SchNet", "torch-geometric SchNet"]
@@ -377,7 +379,7 @@ def main(arch, repeats, mace_python, nequip_python, ani_python, correlation):
     rows, per_call = [], {}
     for label, atoms in systems().items():
         n = repeats * 25 if len(atoms) < 100 else max(1, repeats // (2 if len(atoms) < 2000 else 4))
-        results = interleaved(names, label, n)
+        results = interleaved(names, label, n, correlation=correlation)
         base, ours = results[reference], results[names[0]]
         for name, (calls, steps, peak) in results.items():
             per_call[(name, len(atoms))] = 1 / calls

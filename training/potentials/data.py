@@ -85,9 +85,9 @@ def load_datasets(folders: list[Path]) -> dict[str, np.ndarray]:
 
 
 class PotentialDataModule(ShardedDataModule):
-    def __init__(self, folders: Path | list[Path], cutoff: float, n_train: int | None, batch_size: int, seed: int):
+    def __init__(self, folders: list[Path], cutoff: float, n_train: int | None, batch_size: int, seed: int):
         super().__init__(batch_size, seed, collate_structures)
-        data = load_datasets([folders] if isinstance(folders, (str, Path)) else folders)
+        data = load_datasets(folders)
         self.train_set = Structures(data, "train", cutoff, limit=n_train, seed=seed)
         self.val_set = Structures(data, "val", cutoff)
         self.test_set = Structures(data, "test", cutoff)
