@@ -72,12 +72,10 @@ def main(models, plot):
     for name, e in curves.items():
         print(f"| {name} | " + " | ".join(f"{e[k]:+.2f}" for k in shown) + f" | {np.abs(e - reference).max():.2f} |")
     if plot:
-        import matplotlib
+        from matplotlib.figure import Figure  # no pyplot: no backend or other process-wide state
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
         for name, e in curves.items():
             ax.plot(distances, e, "k-" if name == "GFN2-xTB" else "-", lw=2 if name == "GFN2-xTB" else 1.2, label=name)
         ax.set_xlabel("H–H distance (Å)")

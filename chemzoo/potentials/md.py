@@ -14,7 +14,7 @@ from ase import Atoms, units
 from ase.io import read, write
 from ase.md.bussi import Bussi
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 from tqdm.auto import tqdm
 
@@ -25,6 +25,24 @@ from chemzoo.potentials.bonds import BondWatch, bond_set
 FRAGMENT_GAP = 3.0  # Å between the pieces of a multi-fragment SMILES ("CCO.O")
 LOG_COLUMNS = ["time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature_K"]
 SPREAD_COLUMN = "max_force_spread_eV_per_A"  # logged when the calculator is a committee
+
+try:
+    from ase.md.velocitydistribution import thermalize_momenta  # ASE >= 3.29
+except ImportError:  # older ASE: the same draw under its former name
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    def thermalize_momenta(atoms: Atoms, temperature_K: float, rng=None) -> None:
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+
+
+def draw_velocities(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
+    """Maxwell-Boltzmann momenta at ``temperature`` K (seeded by ``rng``), without net translation, nor net
+    rotation outside a periodic cell."""
+    thermalize_momenta(atoms, temperature, rng=rng)
+    Stationary(atoms)
+    if not atoms.pbc.any():
+        with np.errstate(divide="ignore", invalid="ignore"):  # ASE divides by a zero moment of a linear molecule
+            ZeroRotation(atoms)
 
 
 def atoms_from_smiles(smiles: str, seed: int = 0) -> Atoms:
@@ -118,9 +136,7 @@ def side_by_side(molecules: list[Atoms], temperatures, seed: int = 0,
         mol = mol.copy()
         mol.calc = None
         mol.positions += spacing * np.array([n % side, (n // side) % side, n // side**2]) - mol.positions.mean(0)
-        MaxwellBoltzmannDistribution(mol, temperature_K=temperature, rng=rng)
-        Stationary(mol)
-        ZeroRotation(mol)
+        draw_velocities(mol, temperature, rng)
         box += mol
         owner += [n] * len(mol)
     return box, np.array(owner, dtype=int)
@@ -150,10 +166,7 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
     """
     rng = np.random.default_rng(seed)
     if not (keep_velocities and has_momenta(atoms)):
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-        Stationary(atoms)
-        if not atoms.pbc.any():
-            ZeroRotation(atoms)
+        draw_velocities(atoms, temperature, rng)
     if ensemble not in ENSEMBLES:
         raise ChemzooError(f"unknown ensemble {ensemble!r}; use {', '.join(ENSEMBLES)}")
 
@@ -161,7 +174,8 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
         """ASE's dynamics for ``kind`` (one of ENSEMBLES) at this run's settings."""
         dt = timestep * units.fs
         if kind == "langevin":
-            return Langevin(atoms, timestep=dt, temperature_K=temperature, friction=friction / units.fs, rng=rng)
+            return Langevin(atoms, timestep=dt, temperature_K=temperature, friction=friction / units.fs, rng=rng,
+                            fixcm=False)  # the centre of mass thermalised too: ASE's fixcm=True is not NVT
         if kind == "bussi":
             return Bussi(atoms, timestep=dt, temperature_K=temperature, taut=taut * units.fs, rng=rng)
         return VelocityVerlet(atoms, timestep=dt)

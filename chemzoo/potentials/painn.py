@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks, recompute_edges
-from chemzoo.potentials.painn_fused import FusedMessage, Workspace
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks
+from chemzoo.potentials.painn_fused import FusedMessage, Workspace, edge_basis, filter_weight
 
 
 class Message(nn.Module):
@@ -18,17 +18,21 @@ class Message(nn.Module):
         self.w = nn.Linear(num_basis, 3 * features)
 
     def forward(self, s, v, blocks):
-        """blocks: (rbf, envelope, unit vector, i, j) per block of edges, or a ``LeanEdges`` (inference on a
-        large system: the hand-written backward of ``painn_fused``, no per-edge tensor kept for it)."""
-        phi, s_out, v_out = self.phi(s), s, v  # messages read the features before this update
+        """blocks: (rbf, envelope, unit vector, i, j) per block of edges, or a ``LeanEdges`` (inference: the
+        hand-written backward of ``painn_fused``, no per-edge tensor kept for it). ``v`` None: the vector
+        features are still zero (the first interaction), so only the unit-vector part of the messages is made."""
+        phi = self.phi(s)  # messages read the features before this update
         if isinstance(blocks, LeanEdges):
             e = blocks
-            ds, dv = FusedMessage.apply(phi, v, e.rbf, e.envelope, e.unit, self.w.weight, self.w.bias, e.i, e.j,
-                                        e.slices, e.work)
-            return s + ds, v + dv
+            ds, dv = FusedMessage.apply(phi, v, e.basis, filter_weight(self.w), e.unit, e.i, e.j, e.slices, e.work)
+            return s + ds, dv if v is None else v + dv
+        s_out = s
+        v_out = s.new_zeros(s.shape[0], 3, s.shape[1]) if v is None else v
         for rbf, envelope, unit, i, j in blocks:
             ds, dvv, dvs = (phi.index_select(0, j) * (self.w(rbf) * envelope[:, None])).chunk(3, dim=-1)
-            dv = v.index_select(0, j) * dvv[:, None, :] + unit[:, :, None] * dvs[:, None, :]
+            dv = unit[:, :, None] * dvs[:, None, :]
+            if v is not None:
+                dv = dv + v.index_select(0, j) * dvv[:, None, :]
             s_out, v_out = s_out.index_add(0, i, ds), v_out.index_add(0, i, dv)
         return s_out, v_out
 
@@ -49,11 +53,10 @@ class Update(nn.Module):
 
 @dataclass
 class LeanEdges:
-    """All edges at once (basis (E, K), envelope (E,), unit vectors (E, 3), i, j), the blocks to process them
-    in, and the work buffers they share: the inference path of a large system."""
+    """All edges at once (``painn_fused.edge_basis`` (E, K + 1), unit vectors (E, 3), i, j), the blocks to
+    process them in, and the work buffers they share: the inference path."""
 
-    rbf: torch.Tensor
-    envelope: torch.Tensor
+    basis: torch.Tensor
     unit: torch.Tensor
     i: torch.Tensor
     j: torch.Tensor
@@ -75,13 +78,12 @@ class PaiNN(nn.Module):
         self.readout = nn.Sequential(nn.Linear(features, features // 2), nn.SiLU(), nn.Linear(features // 2, 1))
 
     def forward(self, species, vectors, lengths, edge_index):
-        s = self.embedding(species)
-        v = s.new_zeros(s.shape[0], 3, self.features)
+        s, v = self.embedding(species), None  # v: (N, 3, F) vector features, zero until the first message
         i, j = edge_index
         slices = edge_blocks(len(lengths), 3 * self.features, lengths.device)
-        if recompute_edges(self, len(slices)):  # inference on a large system
-            blocks = LeanEdges(self.rbf(lengths), self.envelope(lengths), vectors / lengths[:, None], i, j, slices,
-                               Workspace())
+        if hand_written_backward(self):  # inference, at any size: fewer and in-place operations than autograd
+            blocks = LeanEdges(edge_basis(self.rbf(lengths), self.envelope(lengths)), vectors / lengths[:, None], i, j,
+                               slices, Workspace())
         else:
             blocks = [(self.rbf(lengths[b]), self.envelope(lengths[b]), vectors[b] / lengths[b, None], i[b], j[b])
                       for b in slices]
@@ -89,3 +91,8 @@ class PaiNN(nn.Module):
             s, v = message(s, v, blocks)
             s, v = update(s, v)
         return self.readout(s).squeeze(-1)
+
+
+def hand_written_backward(module: nn.Module) -> bool:
+    """Inference with forces (eval mode, gradients on): PaiNN's messages take ``painn_fused``'s backward."""
+    return not module.training and torch.is_grad_enabled()

@@ -88,15 +88,15 @@ def md_frames(smiles: str, temperature: float, seed: int):
     """FRAMES geometries of GFN2-xTB Langevin MD at ``temperature`` K, with their xTB energy and forces."""
     from ase import units
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
     from tblite.ase import TBLite
 
-    from chemzoo.potentials.md import atoms_from_smiles
+    from chemzoo.potentials.md import atoms_from_smiles, thermalize_momenta
 
     atoms = atoms_from_smiles(smiles, seed)
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0, max_iterations=300)
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize_momenta(atoms, temperature, rng=rng)
     Stationary(atoms)
     dyn = Langevin(atoms, timestep=TIMESTEP * units.fs, temperature_K=temperature, friction=0.01 / units.fs,
                    rng=rng, fixcm=False)
