@@ -54,7 +54,7 @@ def main(model_name, ps, timestep, molecules, skip, temperature):
         slope = np.polyfit(t, e, 1)[0] if len(t) > 1 else float("nan")
         done = int(round(t[-1] * 1000 / timestep)) if len(t) else 0
         print(f"| {int(data['mol_index'][k])} | {len(atoms)} | {t[-1] if len(t) else 0:.2f} | {slope:+.3f} | "
-              f"{np.abs(e - e[0]).max():.3f} | {result.blew_up} | {max(done, 1) / seconds:.0f} |", flush=True)
+              f"{np.abs(e - e[0]).max():.3f} | {'yes' if result.blew_up else 'no'} | {max(done, 1) / seconds:.0f} |", flush=True)
         if result.blew_up:
             blow_ups.append(f"molecule {int(data['mol_index'][k])}: {result.reason}")
     for line in blow_ups:

@@ -40,6 +40,7 @@ elements are H C N O F S Cl, so its systems are aspirin and the water boxes as f
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import platform
 import sys
@@ -310,21 +311,48 @@ def interleaved(names: list[str], label: str, n: int, rounds: int = 4,
         parent, child = context.Pipe()
         links[name] = (parent, context.Process(target=peer_process, args=(name, child, correlation), daemon=True))
         context.set_executable(PYTHON.get(name, sys.executable))  # the peer's own environment
-        links[name][1].start()
+        with own_sys_path(PYTHON.get(name)):
+            links[name][1].start()
     calls, steps, peak = {name: [] for name in names}, {name: [] for name in names}, {}
     try:
         for _ in range(rounds):
-            for name, (conn, _) in links.items():
+            for name, (conn, process) in links.items():
                 conn.send((label, n))
+                while not conn.poll(1):
+                    if not process.is_alive():
+                        raise click.ClickException(f"the {name} process died (its traceback is above)")
                 c, s = conn.recv()
                 calls[name] += c
                 steps[name] += s
     finally:
         for name, (conn, process) in links.items():
-            conn.send(None)
-            peak[name] = conn.recv() if process.is_alive() or conn.poll(1) else float("nan")
+            peak[name] = float("nan")
+            if process.is_alive():
+                conn.send(None)
+                peak[name] = conn.recv()
             process.join()
     return {name: (1 / np.median(calls[name]), 1 / np.median(steps[name]), peak[name]) for name in names}
+
+
+@contextlib.contextmanager
+def own_sys_path(python: str | None):
+    """While a peer process starts: this process's ``sys.path`` replaced by that of ``python`` (its venv),
+    which the spawned child receives (``multiprocessing`` gives a child its parent's path, so a venv's own
+    packages - MACE's e3nn 0.4.4, nequip, torchani - would be shadowed or missing); the repository stays on it."""
+    if python is None:
+        yield
+        return
+    import json
+    import subprocess
+
+    own = json.loads(subprocess.run([python, "-c", "import json, sys; print(json.dumps(sys.path))"],
+                                    capture_output=True, text=True, check=True).stdout)
+    saved = sys.path[:]
+    sys.path[:] = [str(Path.cwd())] + own
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def peer_importable(name: str, module: str) -> bool:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize("name", [None, "schnet-xtb-moses-53k-contact"])  # the default; SchNet's hand-written backward
+@pytest.mark.parametrize("name", [None, "painn-xtb-moses-53k"])  # the default (SchNet), PaiNN: hand-written backwards
 def test_bundled_potential_gives_the_same_energy_and_forces_on_cuda(name):
     atoms = read(DATA / "aspirin.xyz")
     cpu = atoms.copy()

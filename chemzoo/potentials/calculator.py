@@ -110,7 +110,8 @@ class ChemzooCalculator(Calculator):
     """ASE calculator for a chemzoo ``Potential``: energy, free_energy, forces; stress for periodic cells.
 
     Inference only: it puts the potential in eval mode and freezes its parameters (``requires_grad``
-    False), which lets SchNet take its hand-written backward (``schnet_fused``)."""
+    False), which lets SchNet and PaiNN take their hand-written backward passes (``schnet_fused``,
+    ``painn_fused``)."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 

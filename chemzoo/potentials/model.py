@@ -67,7 +67,8 @@ class Potential(nn.Module):
 
     def frozen(self) -> "Potential":
         """This potential for inference (what the ASE calculator uses): eval mode, parameters frozen, and the
-        architecture's inference path on (SchNet: its hand-written backward, first derivatives only).
+        architecture's inference path on (SchNet and PaiNN: hand-written backward passes, first derivatives only;
+        PaiNN's follows eval mode).
         ``train()`` or unfreezing a parameter goes back to plain autograd. Returns the potential itself."""
         self.eval().requires_grad_(False)
         if isinstance(self.net, SchNet):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks
@@ -45,7 +46,7 @@ class Update(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(2 * features, features), nn.SiLU(), nn.Linear(features, 3 * features))
 
     def forward(self, s, v):
-        uv, vv = self.u(v), self.v(v)
+        uv, vv = F.linear(v, torch.cat([self.u.weight, self.v.weight])).chunk(2, dim=-1)  # U v and V v in one product
         norm = torch.sqrt((vv**2).sum(dim=1) + 1e-8)
         a_vv, a_sv, a_ss = self.mlp(torch.cat([s, norm], dim=-1)).chunk(3, dim=-1)
         return s + a_ss + a_sv * (uv * vv).sum(dim=1), v + a_vv[:, None, :] * uv

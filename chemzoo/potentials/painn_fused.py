@@ -68,11 +68,14 @@ class FusedMessage(torch.autograd.Function):
             n_edges = b.stop - b.start
             a = torch.index_select(phi, 0, j[b], out=work.take("a", (n_edges, 3 * features), phi))
             g = torch.mm(basis[b], weight.t(), out=work.take("g", (n_edges, 3 * features), phi))  # filter x envelope
-            ds, dvv, dvs = a.mul_(g).chunk(3, dim=-1)
+            ds, dvv, dvs = a.chunk(3, dim=-1)
             dv = work.take("vj", (n_edges, 3, features), phi)
-            if v is None:  # zero vector features: the unit-vector part only
+            if v is None:  # zero vector features: the unit-vector part only (no dvv needed)
+                ds.mul_(g[:, :features])
+                dvs.mul_(g[:, 2 * features:])
                 torch.mul(unit[b, :, None], dvs[:, None, :], out=dv)
             else:
+                a.mul_(g)
                 torch.index_select(v, 0, j[b], out=dv).mul_(dvv[:, None, :]).addcmul_(unit[b, :, None], dvs[:, None, :])
             s_sum.index_add_(0, i[b], ds)
             v_sum.index_add_(0, i[b], dv)
@@ -94,8 +97,11 @@ class FusedMessage(torch.autograd.Function):
             n_edges, jb = b.stop - b.start, j[b]
             g = torch.mm(basis[b], weight.t(), out=work.take("g", (n_edges, 3 * features), phi))  # filter x envelope
             a = torch.index_select(phi, 0, jb, out=work.take("a", (n_edges, 3 * features), phi))
-            dvv_dvs = torch.mul(a[:, features:], g[:, features:], out=work.take("m", (n_edges, 2 * features), phi))
-            dvv, dvs = dvv_dvs.chunk(2, dim=-1)
+            if v is None:  # the messages' dvs part only
+                dvs = torch.mul(a[:, 2 * features:], g[:, 2 * features:], out=work.take("m", (n_edges, features), phi))
+            else:
+                m = torch.mul(a[:, features:], g[:, features:], out=work.take("m", (n_edges, 2 * features), phi))
+                dvv, dvs = m.chunk(2, dim=-1)
             gm = work.take("gm", (n_edges, 3 * features), phi)  # dE/d(message): its scalar, dvv and dvs parts
             torch.index_select(grad_s, 0, i[b], out=gm[:, :features])
             gdv = torch.index_select(grad_v, 0, i[b], out=work.take("gdv", (n_edges, 3, features), phi))
