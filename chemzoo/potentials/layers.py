@@ -77,8 +77,9 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tens
 
 
 def recompute_edges(module: nn.Module, n_blocks: int) -> bool:
-    """Inference (eval mode, gradients on for forces) on a system with several edge blocks: the message step
-    keeps no per-edge tensor for the backward pass and recomputes what it needs there (PaiNN, the e3nn model)."""
+    """Inference (eval mode, gradients on for forces) on a system with several edge blocks: the e3nn model's
+    message step keeps no per-edge tensor for the backward pass and recomputes what it needs there (PaiNN
+    takes its hand-written backward at every size: ``painn.hand_written_backward``)."""
     return not module.training and n_blocks > 1 and torch.is_grad_enabled()
 
 
