@@ -49,6 +49,9 @@ class ChemzooGroup(click.Group):
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except BrokenPipeError:  # the reader went away (`chemzoo models | head`): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+            ctx.exit(141)  # 128 + SIGPIPE, the status a shell reports for a tool stopped by a closed pipe
         except Exception as exc:
             if os.environ.get("CHEMZOO_DEBUG"):
                 raise
@@ -199,7 +202,8 @@ def models(ctx, family, markdown):
         click.echo(markdown_table(list_models(family)))
         return
 
-    rows = [(e.name, e.family, human(e.params), human(e.n_train), source(e)) for e in list_models(family)]
+    rows = [(e.name + (" (default)" if e.default else ""), e.family, human(e.params), human(e.n_train), source(e))
+            for e in list_models(family)]
     header = ("name", "family", "params", "n_train", "source")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:

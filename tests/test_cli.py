@@ -35,9 +35,22 @@ def test_models_lists_the_bundled_default(run):
     assert result.exit_code == 0
     header, *rows = result.output.splitlines()
     assert header.split() == ["name", "family", "params", "n_train", "source"]
+    marked = [r.split()[0] for r in rows if "(default)" in r]  # each family's default
+    assert marked == [default_model(f).name for f in ("chemgpt", "potential")]
     assert any(r.split()[0] == default_model().name and r.split()[-1] == "bundled" for r in rows)
     info = run("models", "info", default_model().name)
     assert info.exit_code == 0 and "250,000 molecules" in info.output and "bundled" in info.output
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`chemzoo models | head -1`: the closed pipe is no error message, and the shell sees SIGPIPE's status."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from chemzoo.cli import main; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "
+            "sys.stdout = os.fdopen(1, 'w', buffering=1); main(['models'])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 141 and result.stderr == ""
 
 
 def test_sample_writes_smiles_settings_and_a_summary(run, tmp_path):
