@@ -56,8 +56,11 @@ class Interaction(nn.Module):
         messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
         recompute = recompute_edges(self, len(blocks))
         for sh, rbf, envelope, i, j in blocks:
-            if recompute:  # summed in place: no new (N, irreps) tensor per block
-                messages.add_(checkpoint(self.summed_messages, x, sh, rbf, envelope, i, j, use_reentrant=False))
+            if recompute:  # edges sorted by receiver (NequIP.forward): a block fills rows i[0] .. i[-1] only
+                lo, hi = int(i[0]), int(i[-1]) + 1  # in place on the whole tensor, not on a slice view (whose
+                rows = torch.arange(lo, hi, device=i.device)  # backward would copy all N rows per block)
+                messages.index_add_(0, rows, checkpoint(self.summed_messages, x, sh, rbf, envelope, i - lo, j, hi - lo,
+                                                        use_reentrant=False))
             else:
                 messages.index_add_(0, i, self.edge_messages(x, sh, rbf, envelope, j))
         return self.gate(self.mix(messages * self.norm) + self.skip(x))
@@ -66,12 +69,14 @@ class Interaction(nn.Module):
         """Per-edge messages (E, irreps) from the sources ``j``."""
         return self.tp(x.index_select(0, j), sh, self.radial(rbf) * envelope[:, None])
 
-    def summed_messages(self, x, sh, rbf, envelope, i, j):
-        """One block's messages summed onto their receivers ``i``: (N, irreps). Runs in the forward pass and
-        again in the backward pass (recomputed), each time after giving the heap's free pages back."""
+    def summed_messages(self, x, sh, rbf, envelope, i, j, size):
+        """One block's messages summed onto their receivers ``i`` (counted from the block's first receiver):
+        (size, irreps). Runs in the forward pass and again in the backward pass (recomputed), each time after
+        giving the heap's free pages back. Only the block's rows: a full (N, irreps) tensor per block made the
+        cost grow as N^2 (10x from 1,000 to 8,000 atoms)."""
         release_free_memory()
         messages = self.edge_messages(x, sh, rbf, envelope, j)
-        return messages.new_zeros(x.shape[0], messages.shape[1]).index_add_(0, i, messages)
+        return messages.new_zeros(size, messages.shape[1]).index_add_(0, i, messages)
 
 
 class NequIP(nn.Module):
@@ -99,9 +104,12 @@ class NequIP(nn.Module):
         x = self.embedding(species)
         i, j = edge_index
         width = max(layer.tp.irreps_out.dim for layer in self.interactions)
+        slices = edge_blocks(len(lengths), width, lengths.device)
+        if recompute_edges(self, len(slices)):  # blocks recomputed one by one: sort the edges by receiver
+            order = torch.argsort(i, stable=True)
+            vectors, lengths, i, j = vectors[order], lengths[order], i[order], j[order]
         blocks = [(o3.spherical_harmonics(self.irreps_sh, vectors[b], normalize=True, normalization="component"),
-                   self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b])
-                  for b in edge_blocks(len(lengths), width, lengths.device)]
+                   self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b]) for b in slices]
         for layer in self.interactions:
             x = layer(x, blocks)
         return self.readout(x).squeeze(-1)
