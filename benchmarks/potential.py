@@ -41,6 +41,7 @@ elements are H C N O F S Cl, so its systems are aspirin and the water boxes as f
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing as mp
 import platform
 import sys
@@ -342,17 +343,22 @@ def own_sys_path(python: str | None):
     if python is None:
         yield
         return
-    import json
-    import subprocess
-
-    own = json.loads(subprocess.run([python, "-c", "import json, sys; print(json.dumps(sys.path))"],
-                                    capture_output=True, text=True, check=True).stdout)
     saved = sys.path[:]
-    sys.path[:] = [str(Path.cwd())] + own
+    sys.path[:] = [str(Path.cwd()), *interpreter_sys_path(python)]
     try:
         yield
     finally:
         sys.path[:] = saved
+
+
+@functools.lru_cache(maxsize=None)
+def interpreter_sys_path(python: str) -> tuple[str, ...]:
+    """``sys.path`` of another interpreter (asked once per interpreter)."""
+    import json
+    import subprocess
+
+    return tuple(json.loads(subprocess.run([python, "-c", "import json, sys; print(json.dumps(sys.path))"],
+                                           capture_output=True, text=True, check=True).stdout))
 
 
 def peer_importable(name: str, module: str) -> bool:

@@ -76,11 +76,16 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tens
     return out.index_add_(0, index, src)
 
 
+def inference_with_forces(module: nn.Module) -> bool:
+    """Eval mode with gradients on (forces, no second derivatives): the calls that take an architecture's
+    inference path (PaiNN's hand-written backward at every size)."""
+    return not module.training and torch.is_grad_enabled()
+
+
 def recompute_edges(module: nn.Module, n_blocks: int) -> bool:
-    """Inference (eval mode, gradients on for forces) on a system with several edge blocks: the e3nn model's
-    message step keeps no per-edge tensor for the backward pass and recomputes what it needs there (PaiNN
-    takes its hand-written backward at every size: ``painn.hand_written_backward``)."""
-    return not module.training and n_blocks > 1 and torch.is_grad_enabled()
+    """Inference with forces on a system with several edge blocks: the e3nn model's message step keeps no
+    per-edge tensor for the backward pass and recomputes what it needs there."""
+    return inference_with_forces(module) and n_blocks > 1
 
 
 @functools.lru_cache(maxsize=1)

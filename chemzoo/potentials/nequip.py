@@ -47,14 +47,14 @@ class Interaction(nn.Module):
         self.norm = avg_neighbours**-0.5
         self.irreps_out = self.gate.irreps_out
 
-    def forward(self, x, blocks):
+    def forward(self, x, blocks, recompute: bool = False):
         """blocks: (spherical harmonics, rbf, envelope, i, j) per block of edges.
 
-        Outside training with several blocks (a large system), each block's per-edge tensors are recomputed
-        in the backward pass instead of kept (activation checkpointing): memory grows with the atoms, not
-        with the edges times the irreps; the forces are the same."""
+        ``recompute`` (set by ``NequIP.forward`` outside training with several blocks, which then sorts the edges
+        by receiver): each block's per-edge tensors are recomputed in the backward pass instead of kept
+        (activation checkpointing): memory grows with the atoms, not with the edges times the irreps; the
+        forces are the same."""
         messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
-        recompute = recompute_edges(self, len(blocks))
         for sh, rbf, envelope, i, j in blocks:
             if recompute:  # edges sorted by receiver (NequIP.forward): a block fills rows i[0] .. i[-1] only
                 lo, hi = int(i[0]), int(i[-1]) + 1  # in place on the whole tensor, not on a slice view (whose
@@ -105,11 +105,12 @@ class NequIP(nn.Module):
         i, j = edge_index
         width = max(layer.tp.irreps_out.dim for layer in self.interactions)
         slices = edge_blocks(len(lengths), width, lengths.device)
-        if recompute_edges(self, len(slices)):  # blocks recomputed one by one: sort the edges by receiver
+        recompute = recompute_edges(self, len(slices))
+        if recompute:  # blocks recomputed one by one: sort the edges by receiver
             order = torch.argsort(i, stable=True)
             vectors, lengths, i, j = vectors[order], lengths[order], i[order], j[order]
         blocks = [(o3.spherical_harmonics(self.irreps_sh, vectors[b], normalize=True, normalization="component"),
                    self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b]) for b in slices]
         for layer in self.interactions:
-            x = layer(x, blocks)
+            x = layer(x, blocks, recompute)
         return self.readout(x).squeeze(-1)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks
+from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks, inference_with_forces
 from chemzoo.potentials.painn_fused import FusedMessage, Workspace, edge_basis, filter_weight
 
 
@@ -82,7 +82,7 @@ class PaiNN(nn.Module):
         s, v = self.embedding(species), None  # v: (N, 3, F) vector features, zero until the first message
         i, j = edge_index
         slices = edge_blocks(len(lengths), 3 * self.features, lengths.device)
-        if hand_written_backward(self):  # inference, at any size: fewer and in-place operations than autograd
+        if inference_with_forces(self):  # at any size: fewer and in-place operations than autograd
             blocks = LeanEdges(edge_basis(self.rbf(lengths), self.envelope(lengths)), vectors / lengths[:, None], i, j,
                                slices, Workspace())
         else:
@@ -92,8 +92,3 @@ class PaiNN(nn.Module):
             s, v = message(s, v, blocks)
             s, v = update(s, v)
         return self.readout(s).squeeze(-1)
-
-
-def hand_written_backward(module: nn.Module) -> bool:
-    """Inference with forces (eval mode, gradients on): PaiNN's messages take ``painn_fused``'s backward."""
-    return not module.training and torch.is_grad_enabled()
