@@ -253,6 +253,101 @@ def test_schnet_hand_written_backward_equals_autograd(aspirin, blocks, monkeypat
         assert reference["forces"].abs().max() > 1e-3
 
 
+def test_schnets_filter_table_matches_its_filters_and_vanishes_at_the_cutoff():
+    """The tables interpolate each interaction's filter x envelope with an error falling as spacing^4, far
+    below float32 rounding at the default spacing, and are zero from the cutoff on."""
+    from chemzoo.potentials.filter_table import DEFAULT_SPACING, FilterTable, filter_and_slope
+
+    net = make_potential("schnet").double().net
+    r = torch.linspace(0.7, 3.999, 5001, dtype=torch.float64)
+    exact, exact_slope = filter_and_slope(net, r)
+
+    def errors(spacing):
+        table = FilterTable(net, spacing, dtype=torch.float64)
+        index, t = table.locate(r)
+        pairs = [table.value_and_slope(k, index, t) for k in range(len(exact))]
+        value = torch.stack([v for v, _ in pairs])
+        slope = torch.stack([d for _, d in pairs]) / spacing
+        return (value - exact).abs().max().item(), (slope - exact_slope).abs().max().item()
+
+    value_error, slope_error = errors(DEFAULT_SPACING)
+    assert value_error < 1e-7 * exact.abs().max().item()
+    assert slope_error < 1e-5 * exact_slope.abs().max().item()
+    coarse, fine = errors(0.04)[0], errors(0.02)[0]
+    assert 10 < coarse / fine < 25  # fourth order: halving the spacing divides the error by about 16
+
+    table = FilterTable(net, dtype=torch.float64)
+    beyond = torch.tensor([4.0, 4.001, 4.3], dtype=torch.float64)
+    index, t = table.locate(beyond)
+    for k in range(len(exact)):
+        value, slope = table.value_and_slope(k, index, t)
+        assert value.abs().max().item() < 1e-15 and slope.abs().max().item() < 1e-15  # zero up to rounding
+
+
+@pytest.mark.parametrize("blocks", ["one", "several"])
+def test_schnets_tabulated_filters_are_as_close_to_float64_as_the_exact_ones(aspirin, blocks, monkeypatch):
+    """In float32 a frozen SchNet looks its filters up in tables; its energy, forces and stress are as close to
+    float64 autograd as float32 with the exact filters (in one block of pairs and in blocks of 64)."""
+    from chemzoo.potentials import layers, schnet_fused
+    from chemzoo.potentials.graph import build_graph
+
+    if blocks == "several":
+        monkeypatch.setattr(layers, "EDGE_BLOCK_BYTES", 1)
+    calls = []
+    tabulated = schnet_fused.tabulated_forward
+    monkeypatch.setattr(schnet_fused, "tabulated_forward", lambda *args: calls.append(1) or tabulated(*args))
+
+    def results(potential, atoms, dtype):
+        graph = build_graph(atoms.numbers, atoms.positions, 4.0, atoms.cell.array, atoms.pbc, dtype=dtype)
+        out = potential(graph, forces=True, stress=bool(atoms.pbc.any()))
+        return {k: v.detach().double() for k, v in out.items()}
+
+    cell = aspirin.copy()
+    cell.set_cell([9.0, 9.5, 10.0])
+    cell.pbc = True
+    for atoms in (aspirin, cell):
+        reference = results(make_potential("schnet").double().eval(), atoms, torch.float64)
+        potential = make_potential("schnet").frozen()  # float32
+        table = results(potential, atoms, torch.float32)
+        assert calls == [1]
+        calls.clear()
+        potential.net.tabulated_filters = False
+        exact = results(potential, atoms, torch.float32)
+        assert not calls
+        for key in reference:
+            error_table = (table[key] - reference[key]).abs().max().item()
+            error_exact = (exact[key] - reference[key]).abs().max().item()
+            scale = reference[key].abs().max().item()
+            assert error_table < max(3 * error_exact, 1e-6 * scale), key
+        assert reference["forces"].abs().max() > 1e-2
+
+
+def test_schnets_tabulated_forces_are_the_gradient_of_its_energy(aspirin):
+    """With tables in float64 too (``tabulated_filters = True``), forces equal central differences of the
+    tabulated energy (what keeps NVE energy conserved), and differ from the exact filters' by the table error."""
+    from chemzoo.potentials.graph import build_graph
+
+    potential = make_potential("schnet").double().frozen()
+    potential.net.tabulated_filters = True
+
+    def energy_and_forces(positions):
+        graph = build_graph(aspirin.numbers, positions, 4.0, dtype=torch.float64)
+        out = potential(graph)
+        return out["energy"].item(), out["forces"].detach().numpy()
+
+    _, forces = energy_and_forces(aspirin.positions)
+    step = 1e-5
+    for atom, axis in [(0, 0), (7, 1), (12, 2), (20, 0)]:
+        plus, minus = aspirin.positions.copy(), aspirin.positions.copy()
+        plus[atom, axis] += step
+        minus[atom, axis] -= step
+        numeric = -(energy_and_forces(plus)[0] - energy_and_forces(minus)[0]) / (2 * step)
+        assert numeric == pytest.approx(forces[atom, axis], abs=1e-7)
+    potential.net.tabulated_filters = False
+    _, exact = energy_and_forces(aspirin.positions)
+    assert 0 < np.abs(forces - exact).max() < 1e-5 * np.abs(exact).max()
+
+
 def test_schnet_hand_written_backward_follows_new_weights_and_refuses_second_derivatives(aspirin):
     from chemzoo.potentials.graph import build_graph
 

@@ -135,12 +135,14 @@ EDGE_BLOCK_BYTES = 16 * 2**20  # on a CPU, per-edge tensors are built in blocks 
 EDGE_BLOCK_BYTES_ACCELERATOR = 2**30  # on a GPU, only to bound memory: each block costs kernel launches
 
 
-def edge_blocks(n_edges: int, width: int, device: torch.device | str = "cpu") -> list[slice]:
+def edge_blocks(n_edges: int, width: int, device: torch.device | str = "cpu", cpu_bytes: int | None = None) -> list[slice]:
     """Slices of the edge list such that an (edges, width) float32 tensor of one slice stays under
     ``EDGE_BLOCK_BYTES`` on a CPU. There, large tensors are mmapped fresh by malloc on every call and
     page-faulted in; blocks of this size are reused from the heap, which keeps the cost linear in the
     number of atoms. A GPU's caching allocator has no such cost, while every block adds kernel launches
-    (a NequIP training step was 6x slower in 16 MB blocks), so there blocks only bound memory."""
-    limit = EDGE_BLOCK_BYTES if torch.device(device).type == "cpu" else EDGE_BLOCK_BYTES_ACCELERATOR
+    (a NequIP training step was 6x slower in 16 MB blocks), so there blocks only bound memory.
+    ``cpu_bytes``: a smaller CPU bound, for passes whose per-edge work is a few elementwise operations: those
+    run fastest on blocks that stay in the cache."""
+    limit = min(cpu_bytes or EDGE_BLOCK_BYTES, EDGE_BLOCK_BYTES) if torch.device(device).type == "cpu" else EDGE_BLOCK_BYTES_ACCELERATOR
     size = max(64, limit // (4 * width))
     return [slice(a, min(a + size, n_edges)) for a in range(0, n_edges, size)] or [slice(0, 0)]

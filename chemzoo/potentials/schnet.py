@@ -33,9 +33,12 @@ class SchNet(nn.Module):
     """Per-atom energies (N,) from atomic numbers and edge vectors; invariant by construction.
 
     ``fused``: inference through the hand-written backward (``schnet_fused``), switched on by
-    ``Potential.frozen()``; it also needs eval mode and frozen parameters, else autograd is used."""
+    ``Potential.frozen()``; it also needs eval mode and frozen parameters, else autograd is used.
+    ``tabulated_filters``: whether that path looks its filters up in tables (``filter_table``, error below
+    float32 rounding); None (the default) does so in float32 only, True or False always or never."""
 
     fused = False
+    tabulated_filters: bool | None = None  # the fused path's filter tables: None = in float32 only
 
     def __init__(self, num_elements: int = 36, features: int = 128, interactions: int = 6, cutoff: float = 5.0,
                  num_basis: int = 20):

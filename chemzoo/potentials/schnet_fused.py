@@ -9,6 +9,10 @@ was faster than keeping them on 21 to 8,000 atoms) and the backward walks the in
 with about a third as many operations, giving dE/d(pair length); autograd carries that on to
 positions and strain as usual.
 
+In float32 the filters come from tables (``filter_table``; ``SchNet.tabulated_filters``): per pair and interaction
+a gathered cubic instead of two dense layers, 2.3 to 2.6x faster on 1,000 and 8,000 atoms, computed in blocks of
+pairs small enough to stay in the cache.
+
 Used by ``SchNet.forward`` in eval mode when no parameter needs a gradient (the ASE calculator
 freezes its potential); training keeps the autograd path, which also gives the second derivatives of
 the force loss. Asking this one for a graph of its derivative (``create_graph=True``) raises an error
@@ -22,7 +26,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from chemzoo.potentials.filter_table import FilterTable
 from chemzoo.potentials.layers import edge_blocks, folded_bias
+
+
+CACHE_BLOCK_BYTES = 2**20  # tabulated path: 1 MB per (pairs, F) float32 tensor; 1.7x faster than 4 MB on 1k-8k atoms
 
 
 class FusedSchNet(torch.autograd.Function):
@@ -36,10 +44,11 @@ class FusedSchNet(torch.autograd.Function):
     @staticmethod
     def forward(ctx, lengths, net, plan, species, i, j):
         n_layers, features = len(plan.layers), net.embedding.embedding_dim
+        if plan.table is not None:
+            return tabulated_forward(ctx, lengths, plan, net.embedding(species), i, j)
         slices = edge_blocks(len(lengths), 4 * n_layers * features, lengths.device)
         if len(slices) > 1:  # a large system: keep only each pair's first filter layer, recompute the rest
             return lean_forward(ctx, lengths, net, plan, species, i, j, slices)
-        ctx.lean = False
         blocks = []
         # the per-pair tensors here span all interactions at once: blocks a quarter of the usual size
         # (4 MB per (pairs, layers * F) tensor) were 10 % faster on 1,000 and 8,000 atoms than 16 MB ones
@@ -62,7 +71,7 @@ class FusedSchNet(torch.autograd.Function):
             saved.append((x, torch.sigmoid(o)))
         r = torch.addmm(plan.readout_in_bias, h, plan.readout_in.t())
         energies = F.softplus(r) @ plan.readout_out[0] + plan.readout_bias
-        ctx.state = (plan, features, blocks, saved, torch.sigmoid(r))
+        ctx.path, ctx.state = "batched", (plan, features, blocks, saved, torch.sigmoid(r))
         return energies
 
     @staticmethod
@@ -70,7 +79,9 @@ class FusedSchNet(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True: what follows has no derivative of its own
             raise RuntimeError("SchNet's inference path (frozen parameters) gives first derivatives only; for "
                                "second derivatives, unfreeze the parameters: potential.requires_grad_(True)")
-        if ctx.lean:
+        if ctx.path == "tabulated":
+            return tabulated_backward(ctx, grad)
+        if ctx.path == "lean":
             return lean_backward(ctx, grad)
         plan, features, blocks, saved, sig_r = ctx.state
         g = ((grad[:, None] * plan.readout_out) * sig_r) @ plan.readout_in  # dE/dh after the last interaction
@@ -121,7 +132,7 @@ def lean_forward(ctx, lengths, net, plan, species, i, j, slices):
         h = h + torch.addmm(f2out_bias, F.softplus(o), f2out_out)
         saved.append((x, torch.sigmoid(o)))
     r = torch.addmm(plan.readout_in_bias, h, plan.readout_in.t())
-    ctx.lean, ctx.state = True, (plan, features, blocks, saved, torch.sigmoid(r))
+    ctx.path, ctx.state = "lean", (plan, features, blocks, saved, torch.sigmoid(r))
     return F.softplus(r) @ plan.readout_out[0] + plan.readout_bias
 
 
@@ -149,6 +160,50 @@ def lean_backward(ctx, grad):
     grad_lengths = [(g_rbf * block.drbf).sum(1) + g_env * block.denv
                     for block, g_rbf, g_env in zip(blocks, grad_rbf, grad_env)]
     return torch.cat(grad_lengths), None, None, None, None, None
+
+
+def tabulated_forward(ctx, lengths, plan, h, i, j):
+    """``FusedSchNet.forward`` with the filters looked up in ``plan.table`` (``filter_table``): per pair block
+    only the grid interval and position of each length are kept; filters and their slopes are looked up again
+    in the backward, interaction by interaction."""
+    table, features = plan.table, h.shape[1]
+    blocks = []
+    for b in edge_blocks(len(lengths), features, lengths.device, cpu_bytes=CACHE_BLOCK_BYTES):
+        index, t = table.locate(lengths[b])
+        blocks.append((index, t, torch.cat([j[b], i[b]]), torch.cat([i[b], j[b]])))
+    saved = []
+    for k, (in2f, f2out_in, f2out_in_bias, f2out_out, f2out_bias) in enumerate(plan.layers_t):
+        x, out = h @ in2f, torch.zeros_like(h)
+        for index, t, src, dst in blocks:
+            xs = x.index_select(0, src).view(2, -1, features)
+            out.index_add_(0, dst, (xs * table.value(k, index, t)).view(-1, features))
+        o = torch.addmm(f2out_in_bias, out, f2out_in)
+        h = h + torch.addmm(f2out_bias, F.softplus(o), f2out_out)
+        saved.append((x, torch.sigmoid(o)))
+    r = torch.addmm(plan.readout_in_bias, h, plan.readout_in.t())
+    ctx.path, ctx.state = "tabulated", (plan, features, blocks, saved, torch.sigmoid(r))
+    return F.softplus(r) @ plan.readout_out[0] + plan.readout_bias
+
+
+def tabulated_backward(ctx, grad):
+    plan, features, blocks, saved, sig_r = ctx.state
+    table = plan.table
+    g = ((grad[:, None] * plan.readout_out) * sig_r) @ plan.readout_in
+    grad_lengths = [torch.zeros(len(index), dtype=g.dtype, device=g.device) for index, *_ in blocks]
+    for k in reversed(range(len(plan.layers))):
+        in2f, f2out_in, _, f2out_out, _ = plan.layers[k]
+        x, sig_o = saved[k]
+        grad_out = ((g @ f2out_out) * sig_o) @ f2out_in
+        grad_x = torch.zeros_like(g)
+        for (index, t, src, dst), g_len in zip(blocks, grad_lengths):
+            w, slope = table.value_and_slope(k, index, t)  # slope per grid interval
+            grad_msg = grad_out.index_select(0, dst).view(2, -1, features)
+            xs = x.index_select(0, src).view(2, -1, features)
+            g_w = torch.addcmul(grad_msg[0] * xs[0], grad_msg[1], xs[1])  # dE/d(filter x envelope), (P, F)
+            grad_x.index_add_(0, src, (grad_msg * w).view(-1, features))
+            g_len.add_(torch.linalg.vecdot(g_w, slope))
+        g = torch.addmm(g, grad_x, in2f)
+    return torch.cat(grad_lengths).div_(table.spacing), None, None, None, None, None
 
 
 def _filter(plan, block, k: int, features: int) -> torch.Tensor:
@@ -202,6 +257,10 @@ class Plan:
                          for w_in, f_in, b_in, f_out, b_out in self.layers]
         self.readout_in, self.readout_in_bias = net.readout[0].weight, net.readout[0].bias
         self.readout_out, self.readout_bias = net.readout[2].weight, folded_bias(net.readout[2])
+        weight, tabulate = self.filter_in, net.tabulated_filters
+        if tabulate is None:  # by default in float32, where the table's error is below the rounding
+            tabulate = weight.dtype == torch.float32
+        self.table = FilterTable(net, dtype=weight.dtype, device=weight.device) if tabulate else None
 
     @classmethod
     def of(cls, net) -> "Plan | None":
@@ -211,7 +270,7 @@ class Plan:
         parameters = cached[2] if cached is not None else all_parameters(net)  # the module walk, once
         if any(p.requires_grad for p in parameters):
             return None
-        key = tuple((p.data_ptr(), p._version, p.dtype) for p in parameters)
+        key = (net.tabulated_filters, *((p.data_ptr(), p._version, p.dtype) for p in parameters))
         if cached is None or cached[0] != key:
             cached = (key, cls(net), parameters)
             object.__setattr__(net, "_fused_plan", cached)  # not a submodule, not in the state dict
