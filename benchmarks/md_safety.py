@@ -2,6 +2,11 @@
 
     python -m benchmarks.md_safety [-m NAME] --ensemble langevin --temperature 300 --ps 10 --molecules 25 --seed 0
     python -m benchmarks.md_safety [-m NAME] --ensemble nve --temperature 1500 --ps 3 --molecules 25 --seed 0
+    python -m benchmarks.md_safety --xtb --ensemble nve --temperature 1500 --ps 3 --seed 0 --only 87 --only 105
+
+``--xtb`` runs the reference, GFN2-xTB (``tblite``), instead of a potential, each molecule in a box of its own
+(xTB's cost grows with the cube of the atoms) from the same starting velocities as in the shared box: whether
+a bond change is the potential's fault or what the reference itself does from that start.
 
 Molecules: the 25 test-split molecules of the committed xTB slice (tests/data/xtb-moses-200; none is in
 the datasets the bundled potentials were trained on), first geometry of each. They are simulated side
@@ -24,11 +29,19 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 from ase import Atoms
 
 import chemzoo
 from chemzoo.potentials.md import run_md, side_by_side
 from chemzoo.potentials.datasets import first_of_each_molecule, load_dataset, structure
+
+def xtb_calculator():
+    """GFN2-xTB through tblite's ASE calculator, as the datasets were labelled."""
+    from tblite.ase import TBLite
+
+    return TBLite(method="GFN2-xTB", verbosity=0, max_iterations=300)
+
 
 SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-200"
 
@@ -47,10 +60,19 @@ def held_out_molecules(n: int) -> list[tuple[int, Atoms]]:
 @click.option("--timestep", default=0.5, show_default=True, help="fs")
 @click.option("--molecules", default=25, show_default=True)
 @click.option("--seed", "seeds", type=int, multiple=True, default=[0], show_default=True, help="Repeat for several.")
-def main(model_name, ensemble, temperature, ps, timestep, molecules, seeds):
-    name = model_name or chemzoo.default_model("potential").name
-    calc = chemzoo.calculator(name)
+@click.option("--xtb", is_flag=True, help="GFN2-xTB itself (tblite) instead of a potential, one molecule at a time.")
+@click.option("--only", type=int, multiple=True, help="Only this MOSES index of the held-out molecules (repeatable; "
+              "velocities are still drawn for all, so each starts as in the full run).")
+def main(model_name, ensemble, temperature, ps, timestep, molecules, seeds, xtb, only):
+    if xtb and model_name:
+        raise click.UsageError("--xtb runs the reference; leave out -m")
+    name = "GFN2-xTB (tblite)" if xtb else model_name or chemzoo.default_model("potential").name
+    calc = xtb_calculator() if xtb else chemzoo.calculator(name)
     mols = held_out_molecules(molecules)
+    unknown = sorted(set(only) - {m for m, _ in mols})
+    if unknown:
+        raise click.BadParameter(f"MOSES {unknown} not among the {len(mols)} held-out molecules "
+                                 f"({', '.join(str(m) for m, _ in mols)})", param_hint="--only")
     steps = int(round(ps * 1000 / timestep))
     log_every = max(1, int(round(5 / timestep)))
     print(f"# {time.strftime('%Y-%m-%d')}: {name}, {ensemble} {temperature:g} K, {ps:g} ps at {timestep:g} fs, "
@@ -61,23 +83,34 @@ def main(model_name, ensemble, temperature, ps, timestep, molecules, seeds):
     folder = Path(tempfile.mkdtemp(prefix="md_safety_"))
     for seed in seeds:
         box, owner = side_by_side([m for _, m in mols], temperature, seed)
-        box.calc = calc
-        start = time.perf_counter()
-        result = run_md(box, ensemble, temperature, timestep, steps, folder / f"{ensemble}-{seed}.extxyz",
-                        log_every=log_every, seed=seed, progress=False, keep_velocities=True, allow_reactions=True)
+        if only or xtb:  # a box of the chosen molecules only (velocities as drawn for the full box)
+            keep = [k for k, (m, _) in enumerate(mols) if not only or m in only]
+            runs = [np.flatnonzero(owner == k) for k in keep] if xtb else [np.flatnonzero(np.isin(owner, keep))]
+        else:
+            runs = [np.arange(len(box))]
+        start, changes, simulated, blow_up, atoms, steps_done = time.perf_counter(), [], [], "none", 0, 0
+        for n, atoms_of_run in enumerate(runs):
+            part = box[atoms_of_run]
+            part.calc = calc
+            result = run_md(part, ensemble, temperature, timestep, steps, folder / f"{ensemble}-{seed}-{n}.extxyz",
+                            log_every=log_every, seed=seed, progress=False, keep_velocities=True, allow_reactions=True)
+            renumber = dict(enumerate(atoms_of_run))  # this run's atom -> the full box's atom
+            for change in result.bond_changes:
+                changes.append(re.sub(r"\b([A-Z][a-z]?)(\d+)", lambda g: f"{g.group(1)}{renumber[int(g.group(2))]}", change))
+            if result.blew_up:
+                atom = re.search(r"atoms (\d+) ", result.reason or "")
+                blow_up = (f"MOSES {mols[owner[renumber[int(atom.group(1))]]][0]}: " if atom else "") + result.reason
+            simulated.append(result.log[-1]["time_fs"] / 1000 if result.log else 0.0)
+            atoms += len(part)
+            steps_done += result.log[-1]["time_fs"] / timestep if result.log else 0
         seconds = time.perf_counter() - start
-        simulated = result.log[-1]["time_fs"] / 1000 if result.log else 0.0
         changed = {}  # molecule -> its first change
-        for change in result.bond_changes:
+        for change in changes:
             atom = re.search(r"\b[A-Z][a-z]?(\d+)-", change)
             changed.setdefault(mols[owner[int(atom.group(1))]][0], change)
-        blow_up = "none"
-        if result.blew_up:
-            atom = re.search(r"atoms (\d+) ", result.reason or "")
-            blow_up = (f"MOSES {mols[owner[int(atom.group(1))]][0]}: " if atom else "") + result.reason
         listed = "; ".join(f"MOSES {m}: {c}" for m, c in changed.items()) or "none"
-        print(f"| {seed} | {len(mols)} | {len(box)} | {simulated:.2f} | {len(changed)} | {listed} | {blow_up} | "
-              f"{result.log[-1]['time_fs'] / timestep / seconds if result.log else 0:.1f} |", flush=True)
+        print(f"| {seed} | {len(runs) if xtb else sum(len(set(owner[r])) for r in runs)} | {atoms} | {min(simulated):.2f} | "
+              f"{len(changed)} | {listed} | {blow_up} | {steps_done / seconds:.1f} |", flush=True)
     print(f"# trajectories: {folder}")
 
 
