@@ -46,6 +46,7 @@ class FilterTable:
         c = 3 * (v1 - v0) - 2 * d0 - d1
         d = 2 * (v0 - v1) + d0 + d1
         self.coefficients = torch.stack([a, b, c, d], dim=2).to(dtype).contiguous()  # (layers, M, 4, F)
+        self.features = self.coefficients.shape[-1]
         self.by_layer = [layer.reshape(self.intervals, -1) for layer in self.coefficients]  # (M, 4F) views
 
     def locate(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,13 +58,13 @@ class FilterTable:
 
     def value(self, k: int, index: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Interaction ``k``'s filter times envelope (P, F) at the located lengths."""
-        a, b, c, d = self.by_layer[k].index_select(0, index).view(len(index), 4, -1).unbind(1)
+        a, b, c, d = self.by_layer[k].index_select(0, index).view(len(index), 4, self.features).unbind(1)
         return torch.addcmul(a, torch.addcmul(b, torch.addcmul(c, d, t), t), t)
 
     def value_and_slope(self, k: int, index: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The value (P, F) and its derivative in t (P, F), from one gather: divide by ``spacing`` for the
         derivative per Å (left to the caller, who can do it once on a reduced tensor)."""
-        a, b, c, d = self.by_layer[k].index_select(0, index).view(len(index), 4, -1).unbind(1)
+        a, b, c, d = self.by_layer[k].index_select(0, index).view(len(index), 4, self.features).unbind(1)
         slope = torch.addcmul(b, torch.addcmul(c, d, t, value=1.5), t, value=2.0)
         return torch.addcmul(a, torch.addcmul(b, torch.addcmul(c, d, t), t), t), slope
 
