@@ -59,19 +59,9 @@ class FusedSchNet(torch.autograd.Function):
             filt = torch.baddbmm(plan.filter_out_bias, by_layer, plan.filter_out_t)  # (layers, P, F)
             blocks.append(Block(drbf, env[:, None], denv, torch.cat([j[b], i[b]]), torch.cat([i[b], j[b]]),
                                 torch.sigmoid(a), filt))
-        h = net.embedding(species)
-        saved = []
-        for k, (in2f, f2out_in, f2out_in_bias, f2out_out, f2out_bias) in enumerate(plan.layers_t):
-            x, out = h @ in2f, torch.zeros_like(h)
-            for block in blocks:
-                xs = x.index_select(0, block.src).view(2, -1, features)
-                out.index_add_(0, block.dst, (xs * (block.filt[k] * block.env)).view(-1, features))
-            o = torch.addmm(f2out_in_bias, out, f2out_in)
-            h = h + torch.addmm(f2out_bias, F.softplus(o), f2out_out)
-            saved.append((x, torch.sigmoid(o)))
-        r = torch.addmm(plan.readout_in_bias, h, plan.readout_in.t())
-        energies = F.softplus(r) @ plan.readout_out[0] + plan.readout_bias
-        ctx.path, ctx.state = "batched", (plan, features, blocks, saved, torch.sigmoid(r))
+        energies, saved, sig_r = interactions(plan, net.embedding(species), blocks,
+                                              lambda k, block: block.filt[k] * block.env)
+        ctx.path, ctx.state = "batched", (plan, features, blocks, saved, sig_r)
         return energies
 
     @staticmethod
@@ -109,6 +99,24 @@ class FusedSchNet(torch.autograd.Function):
         return torch.cat(grad_lengths), None, None, None, None, None
 
 
+def interactions(plan, h, blocks, weight):
+    """The interactions and readout that every fused forward pass shares, from embeddings ``h`` (N, F):
+    ``weight(k, block)`` is interaction ``k``'s filter x envelope (P, F) for a block of pairs (its messages go from
+    ``block.src`` to ``block.dst``, both ways). Returns the per-atom outputs (N,), what the backward needs of each
+    interaction (x, sigmoid of the update's first layer) and the sigmoid of the readout's first layer."""
+    features, saved = h.shape[1], []
+    for k, (in2f, f2out_in, f2out_in_bias, f2out_out, f2out_bias) in enumerate(plan.layers_t):
+        x, out = h @ in2f, torch.zeros_like(h)
+        for block in blocks:
+            xs = x.index_select(0, block.src).view(2, -1, features)
+            out.index_add_(0, block.dst, (xs * weight(k, block)).view(-1, features))
+        o = torch.addmm(f2out_in_bias, out, f2out_in)
+        h = h + torch.addmm(f2out_bias, F.softplus(o), f2out_out)
+        saved.append((x, torch.sigmoid(o)))
+    r = torch.addmm(plan.readout_in_bias, h, plan.readout_in.t())
+    return F.softplus(r) @ plan.readout_out[0] + plan.readout_bias, saved, torch.sigmoid(r)
+
+
 def lean_forward(ctx, lengths, net, plan, species, i, j, slices):
     """``FusedSchNet.forward`` for many pair blocks: per pair only the first filter layers' inputs ``a`` (P, layers x
     F) are kept, not the filters (layers, P, F) and their gradients, which the backward recomputes layer by layer
@@ -120,20 +128,10 @@ def lean_forward(ctx, lengths, net, plan, species, i, j, slices):
         a = torch.addmm(plan.filter_in_bias, rbf, plan.filter_in_t)  # (P, layers * F) -> (layers, P, F), contiguous
         blocks.append(LeanBlock(drbf, env[:, None], denv, torch.cat([j[b], i[b]]), torch.cat([i[b], j[b]]),
                                 a.view(len(a), -1, features).transpose(0, 1).contiguous()))
-    h = net.embedding(species)
-    saved = []
-    for k, (in2f, f2out_in, f2out_in_bias, f2out_out, f2out_bias) in enumerate(plan.layers_t):
-        x, out = h @ in2f, torch.zeros_like(h)
-        for block in blocks:
-            w = _filter(plan, block, k, features) * block.env
-            xs = x.index_select(0, block.src).view(2, -1, features)
-            out.index_add_(0, block.dst, (xs * w).view(-1, features))
-        o = torch.addmm(f2out_in_bias, out, f2out_in)
-        h = h + torch.addmm(f2out_bias, F.softplus(o), f2out_out)
-        saved.append((x, torch.sigmoid(o)))
-    r = torch.addmm(plan.readout_in_bias, h, plan.readout_in.t())
-    ctx.path, ctx.state = "lean", (plan, features, blocks, saved, torch.sigmoid(r))
-    return F.softplus(r) @ plan.readout_out[0] + plan.readout_bias
+    energies, saved, sig_r = interactions(plan, net.embedding(species), blocks,
+                                          lambda k, block: _filter(plan, block, k, features) * block.env)
+    ctx.path, ctx.state = "lean", (plan, features, blocks, saved, sig_r)
+    return energies
 
 
 def lean_backward(ctx, grad):
@@ -170,33 +168,25 @@ def tabulated_forward(ctx, lengths, plan, h, i, j):
     blocks = []
     for b in edge_blocks(len(lengths), features, lengths.device, cpu_bytes=CACHE_BLOCK_BYTES):
         index, t = table.locate(lengths[b])
-        blocks.append((index, t, torch.cat([j[b], i[b]]), torch.cat([i[b], j[b]])))
-    saved = []
-    for k, (in2f, f2out_in, f2out_in_bias, f2out_out, f2out_bias) in enumerate(plan.layers_t):
-        x, out = h @ in2f, torch.zeros_like(h)
-        for index, t, src, dst in blocks:
-            xs = x.index_select(0, src).view(2, -1, features)
-            out.index_add_(0, dst, (xs * table.value(k, index, t)).view(-1, features))
-        o = torch.addmm(f2out_in_bias, out, f2out_in)
-        h = h + torch.addmm(f2out_bias, F.softplus(o), f2out_out)
-        saved.append((x, torch.sigmoid(o)))
-    r = torch.addmm(plan.readout_in_bias, h, plan.readout_in.t())
-    ctx.path, ctx.state = "tabulated", (plan, features, blocks, saved, torch.sigmoid(r))
-    return F.softplus(r) @ plan.readout_out[0] + plan.readout_bias
+        blocks.append(TableBlock(index, t, torch.cat([j[b], i[b]]), torch.cat([i[b], j[b]])))
+    energies, saved, sig_r = interactions(plan, h, blocks, lambda k, block: table.value(k, block.index, block.t))
+    ctx.path, ctx.state = "tabulated", (plan, features, blocks, saved, sig_r)
+    return energies
 
 
 def tabulated_backward(ctx, grad):
     plan, features, blocks, saved, sig_r = ctx.state
     table = plan.table
     g = ((grad[:, None] * plan.readout_out) * sig_r) @ plan.readout_in
-    grad_lengths = [torch.zeros(len(index), dtype=g.dtype, device=g.device) for index, *_ in blocks]
+    grad_lengths = [torch.zeros(len(block.index), dtype=g.dtype, device=g.device) for block in blocks]
     for k in reversed(range(len(plan.layers))):
         in2f, f2out_in, _, f2out_out, _ = plan.layers[k]
         x, sig_o = saved[k]
         grad_out = ((g @ f2out_out) * sig_o) @ f2out_in
         grad_x = torch.zeros_like(g)
-        for (index, t, src, dst), g_len in zip(blocks, grad_lengths):
-            w, slope = table.value_and_slope(k, index, t)  # slope per grid interval
+        for block, g_len in zip(blocks, grad_lengths):
+            src, dst = block.src, block.dst
+            w, slope = table.value_and_slope(k, block.index, block.t)  # slope per grid interval
             grad_msg = grad_out.index_select(0, dst).view(2, -1, features)
             xs = x.index_select(0, src).view(2, -1, features)
             g_w = torch.addcmul(grad_msg[0] * xs[0], grad_msg[1], xs[1])  # dE/d(filter x envelope), (P, F)
@@ -209,6 +199,17 @@ def tabulated_backward(ctx, grad):
 def _filter(plan, block, k: int, features: int) -> torch.Tensor:
     """Interaction ``k``'s filters (P, F) of a lean block, from its first-layer inputs."""
     return torch.addmm(plan.filter_out_bias[k, 0], F.softplus(block.a[k]), plan.filter_out_t[k])
+
+
+@dataclass
+class TableBlock:
+    """A block of pairs in the tabulated pass: each length's grid interval (P,) and position in it (P, 1), message
+    sources and destinations (2P,)."""
+
+    index: torch.Tensor
+    t: torch.Tensor
+    src: torch.Tensor
+    dst: torch.Tensor
 
 
 @dataclass
