@@ -144,6 +144,38 @@ def test_contact_recipe_labels_close_contacts_with_xtb(tmp_path):
     assert rows[0][2] > max(r[2] for r in thermal) + 0.1
 
 
+def test_stretch_recipe_pulls_one_bond_of_each_kind_apart_and_xtb_charges_for_it():
+    """Each geometry stretches one covalent bond (to S/Cl/Br, another heavy-atom bond, a bond to H) to
+    110-160 % of its length; xTB puts it above the molecule's 300 K thermal geometry."""
+    from rdkit import Chem
+
+    from training.potentials.dataset import MAX_FORCE, STRETCH, bonds_of_kind, conformers, label_molecule
+
+    smiles = "CSc1ccc(Br)cc1"
+    numbers, (conformer,), topology = conformers(smiles, 1, 0 + 3)
+    weak_i, weak_j = bonds_of_kind(numbers, topology, "weak")
+    assert sorted(tuple(sorted((numbers[a], numbers[b]))) for a, b in zip(weak_i, weak_j)) == [(6, 16), (6, 16), (6, 35)]
+    assert all(1 in (numbers[a], numbers[b]) for a, b in zip(*bonds_of_kind(numbers, topology, "hydrogen")))
+    assert len(bonds_of_kind(numbers, topology, "heavy")[0]) == 6  # the ring
+    # a molecule with no S, Cl or Br stretches its heavy-atom bonds in the weak slot
+    n2, _, t2 = conformers("CCO", 1, 0)
+    assert len(bonds_of_kind(n2, t2, "weak")[0]) == 2
+
+    rows = label_molecule(smiles, 3, 4, 0, "stretch")
+    thermal = label_molecule(smiles, 3, 3, 0, "thermal")
+    assert [r[4] for r in rows] == [300.0, 300.0, 300.0, 1000.0]
+    bonded = np.triu(Chem.GetAdjacencyMatrix(Chem.AddHs(Chem.MolFromSmiles(smiles)))).astype(bool)
+    for kind, (_, positions, energy, forces, _) in zip(["weak", "heavy", "hydrogen"], rows):
+        ratio = np.where(bonded, np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+                         / np.linalg.norm(conformer[:, None] - conformer[None], axis=-1).clip(1e-9), 0)
+        # the most stretched bond is of the geometry's kind, stretched beyond what 300 K noise does
+        a, b = np.unravel_index(ratio.argmax(), ratio.shape)
+        i, j = bonds_of_kind(numbers, topology, kind)
+        assert (a, b) in set(zip(i, j)) and STRETCH[0] - 0.05 < ratio.max() < STRETCH[1] + 0.05
+        assert np.abs(forces).max() <= MAX_FORCE
+        assert energy > thermal[0][2] + 0.3  # the same noise (300 K) without the stretch
+
+
 def test_md_recipe_labels_a_potentials_own_hot_trajectory_with_xtb(tmp_path):
     """Frames of the potential's NVE, one per FRAME_FS, labelled by xTB; the chunk holds the same molecules and
     splits as the thermal recipe's."""

@@ -12,7 +12,6 @@ import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from chemzoo.potentials.layers import BesselBasis, PolynomialCutoff, edge_blocks, recompute_edges, release_free_memory
 
@@ -47,21 +46,19 @@ class Interaction(nn.Module):
         self.norm = avg_neighbours**-0.5
         self.irreps_out = self.gate.irreps_out
 
-    def forward(self, x, blocks, recompute: bool = False):
-        """blocks: (spherical harmonics, rbf, envelope, i, j) per block of edges.
+    def forward(self, x, edges, slices: list[slice], recompute: bool = False):
+        """edges: (spherical harmonics, rbf, envelope, i, j) of all edges, taken in blocks of ``slices``.
 
         ``recompute`` (set by ``NequIP.forward`` outside training with several blocks, which then sorts the edges
-        by receiver): each block's per-edge tensors are recomputed in the backward pass instead of kept
-        (activation checkpointing): memory grows with the atoms, not with the edges times the irreps; the
-        forces are the same."""
-        messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
-        for sh, rbf, envelope, i, j in blocks:
-            if recompute:  # edges sorted by receiver (NequIP.forward): a block fills rows i[0] .. i[-1] only
-                lo, hi = int(i[0]), int(i[-1]) + 1  # in place on the whole tensor, not on a slice view (whose
-                rows = torch.arange(lo, hi, device=i.device)  # backward would copy all N rows per block)
-                messages.index_add_(0, rows, checkpoint(self.summed_messages, x, sh, rbf, envelope, i - lo, j, hi - lo,
-                                                        use_reentrant=False))
-            else:
+        by receiver): the message step is ``BlockedMessages``, which keeps no per-edge tensor for the backward
+        pass and recomputes each block there: memory grows with the atoms, not with the edges times the irreps;
+        the forces are the same."""
+        if recompute:
+            messages = BlockedMessages.apply(x, *edges, self, slices)
+        else:
+            messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
+            for b in slices:
+                sh, rbf, envelope, i, j = (t[b] for t in edges)
                 messages.index_add_(0, i, self.edge_messages(x, sh, rbf, envelope, j))
         return self.gate(self.mix(messages * self.norm) + self.skip(x))
 
@@ -69,14 +66,46 @@ class Interaction(nn.Module):
         """Per-edge messages (E, irreps) from the sources ``j``."""
         return self.tp(x.index_select(0, j), sh, self.radial(rbf) * envelope[:, None])
 
-    def summed_messages(self, x, sh, rbf, envelope, i, j, size):
-        """One block's messages summed onto their receivers ``i`` (counted from the block's first receiver):
-        (size, irreps). Runs in the forward pass and again in the backward pass (recomputed), each time after
-        giving the heap's free pages back. Only the block's rows: a full (N, irreps) tensor per block made the
-        cost grow as N^2 (10x from 1,000 to 8,000 atoms)."""
-        release_free_memory()
-        messages = self.edge_messages(x, sh, rbf, envelope, j)
-        return messages.new_zeros(size, messages.shape[1]).index_add_(0, i, messages)
+
+class BlockedMessages(torch.autograd.Function):
+    """An interaction's messages summed onto their receivers, (N, irreps), one edge block at a time, with a
+    hand-written backward that recomputes each block: no per-edge tensor is kept between the passes.
+
+    The edges are sorted by receiver, so a block adds into the rows of its own receivers only, and the
+    backward gathers each block's slice of the incoming gradient, differentiates the block's messages by
+    its gathered sources and edge tensors, and adds the source gradient into one (N, irreps) buffer:
+    work proportional to the block, not to N per block (autograd through per-block checkpoints made a
+    dense (N, irreps) gradient of x for every block, a cost growing as N^2). First derivatives only, and
+    only of the inputs (positions through x and the edge tensors): the inference path with forces."""
+
+    @staticmethod
+    def forward(ctx, x, sh, rbf, envelope, i, j, layer, slices):
+        messages = x.new_zeros(x.shape[0], layer.tp.irreps_out.dim)
+        for b in slices:
+            release_free_memory()  # between large per-block tensors: see layers.release_free_memory
+            lo, hi = int(i[b][0]), int(i[b][-1]) + 1
+            messages[lo:hi].index_add_(0, i[b] - lo, layer.edge_messages(x, sh[b], rbf[b], envelope[b], j[b]))
+        ctx.save_for_backward(x, sh, rbf, envelope, i, j)
+        ctx.layer, ctx.slices = layer, slices
+        return messages
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, sh, rbf, envelope, i, j = ctx.saved_tensors
+        layer = ctx.layer
+        grad_x, grad_sh = torch.zeros_like(x), torch.empty_like(sh)
+        grad_rbf, grad_envelope = torch.empty_like(rbf), torch.empty_like(envelope)
+        for b in ctx.slices:
+            release_free_memory()
+            with torch.enable_grad():
+                inputs = (x.index_select(0, j[b]).requires_grad_(), sh[b].detach().requires_grad_(),
+                          rbf[b].detach().requires_grad_(), envelope[b].detach().requires_grad_())
+                source, sh_b, rbf_b, envelope_b = inputs
+                messages = layer.tp(source, sh_b, layer.radial(rbf_b) * envelope_b[:, None])
+                grads = torch.autograd.grad(messages, inputs, grad.index_select(0, i[b]))
+            grad_x.index_add_(0, j[b], grads[0])
+            grad_sh[b], grad_rbf[b], grad_envelope[b] = grads[1:]
+        return grad_x, grad_sh, grad_rbf, grad_envelope, None, None, None, None
 
 
 class NequIP(nn.Module):
@@ -109,8 +138,8 @@ class NequIP(nn.Module):
         if recompute:  # blocks recomputed one by one: sort the edges by receiver
             order = torch.argsort(i, stable=True)
             vectors, lengths, i, j = vectors[order], lengths[order], i[order], j[order]
-        blocks = [(o3.spherical_harmonics(self.irreps_sh, vectors[b], normalize=True, normalization="component"),
-                   self.rbf(lengths[b]), self.envelope(lengths[b]), i[b], j[b]) for b in slices]
+        edges = (o3.spherical_harmonics(self.irreps_sh, vectors, normalize=True, normalization="component"),
+                 self.rbf(lengths), self.envelope(lengths), i, j)
         for layer in self.interactions:
-            x = layer(x, blocks, recompute)
+            x = layer(x, edges, slices, recompute)
         return self.readout(x).squeeze(-1)

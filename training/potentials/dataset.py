@@ -5,7 +5,7 @@
     python -m training.potentials.dataset --molecules 12500 --per-molecule 8 --out data/xtb-moses-12.5k --workers 2
 
 For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br): RDKit ETKDG
-conformers relaxed with MMFF94, then perturbed by one of three recipes, and each geometry is labelled
+conformers relaxed with MMFF94, then perturbed by one of four recipes, and each geometry is labelled
 by ``tblite`` GFN2-xTB:
 
 - ``thermal`` (the default): Gaussian displacements at 300, 600 and 1000 K
@@ -16,6 +16,11 @@ by ``tblite`` GFN2-xTB:
   0.6 Å - on top of 300 K noise; the fourth is hot noise at 2500 K. Geometries whose xTB forces
   exceed 30 eV/Å on an atom are dropped. Built with the same ``--seed`` as a thermal dataset it
   holds the same molecules in the same splits, so the two folders train together.
+- ``stretch``: the bond wall from the other side, which hot MD climbs and near-equilibrium data never
+  shows: every geometry pulls one covalent bond apart along its axis to 110-160 % of its length - a
+  bond to S, Cl or Br (the bonds a potential let go in hot MD), another heavy-atom bond, or a bond to
+  hydrogen - on top of 300 K noise, and a fourth bond to S/Cl/Br with 1000 K noise. Forces above
+  30 eV/Å dropped as for ``contact``; same molecules and splits as the other recipes.
 - ``md``: frames of a potential's own NVE from 600-3500 K starts (``--md-model``, default the default
   potential; ``training.potentials.sampling``), the frame where its MD went wrong included - where that
   potential needs labels. Same molecules and splits as the other recipes with the same ``--seed``;
@@ -44,12 +49,16 @@ from training.potentials.sampling import FRAME_FS, MIN_PAIR, START_TEMPERATURES,
 
 TEMPERATURES = (300.0, 600.0, 1000.0)  # K
 SIGMA_300K = 0.02  # Å, Gaussian displacement per Cartesian component at 300 K
-RECIPES = ("thermal", "contact", "md")
+RECIPES = ("thermal", "contact", "md", "stretch")
 # contact recipe: (topological distance of the pair, lowest and highest fraction of its distance)
 CONTACTS = ((2, 0.5, 0.9), (1, 0.75, 0.95), (3, 0.5, 0.9))
 CONTACT_FLOOR = 0.6  # Å, no pair is pulled closer
 HOT = 2500.0  # K, the contact recipe's fourth geometry
-MAX_FORCE = 30.0  # eV/Å, contact geometries with a larger xTB force are dropped
+MAX_FORCE = 30.0  # eV/Å, contact and stretch geometries with a larger xTB force are dropped
+# stretch recipe: (kind of bond, noise temperature K) of the k-th geometry, and the range of stretches
+STRETCHES = (("weak", 300.0), ("heavy", 300.0), ("hydrogen", 300.0), ("weak", 1000.0))
+STRETCH = (1.1, 1.6)
+WEAK_BOND_ELEMENTS = (16, 17, 35)  # S, Cl, Br: the bonds a potential let go in hot MD
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 ELEMENTS = (1, 6, 7, 8, 9, 16, 17, 35)
 
@@ -81,6 +90,17 @@ def noise(rng: np.random.Generator, n_atoms: int, temperature: float) -> np.ndar
     return rng.normal(0, SIGMA_300K * np.sqrt(temperature / 300.0), (n_atoms, 3))
 
 
+def move_pair(positions: np.ndarray, a: int, b: int, target: float) -> np.ndarray:
+    """``positions`` with atoms a and b moved symmetrically along their axis to ``target`` Å apart."""
+    axis = positions[b] - positions[a]
+    distance = np.linalg.norm(axis)
+    shift = 0.5 * (distance - target) * axis / distance
+    moved = positions.copy()
+    moved[a] += shift
+    moved[b] -= shift
+    return moved
+
+
 def pull_pair(positions: np.ndarray, topology: np.ndarray, bonds_apart: int, low: float, high: float,
               rng: np.random.Generator) -> np.ndarray | None:
     """A random pair ``bonds_apart`` bonds apart moved symmetrically along its axis to a random fraction in
@@ -89,23 +109,42 @@ def pull_pair(positions: np.ndarray, topology: np.ndarray, bonds_apart: int, low
     if len(i) == 0:
         return None
     k = rng.integers(len(i))
-    a, b = i[k], j[k]
-    axis = positions[b] - positions[a]
-    distance = np.linalg.norm(axis)
-    target = max(distance * rng.uniform(low, high), min(distance, CONTACT_FLOOR))
-    shift = 0.5 * (distance - target) * axis / distance
-    moved = positions.copy()
-    moved[a] += shift
-    moved[b] -= shift
-    return moved
+    distance = np.linalg.norm(positions[j[k]] - positions[i[k]])
+    return move_pair(positions, i[k], j[k], max(distance * rng.uniform(low, high), min(distance, CONTACT_FLOOR)))
 
 
-def geometry(recipe: str, k: int, conformer: np.ndarray, topology: np.ndarray, rng: np.random.Generator):
-    """The k-th geometry of a molecule (Å) and its noise temperature (K); None when the recipe has no pair to pull."""
+def bonds_of_kind(numbers: np.ndarray, topology: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The covalent bonds (atom pairs i < j) of one kind: ``weak`` (to S, Cl or Br; any heavy-atom bond when
+    there is none), ``heavy`` (other heavy-atom bonds) or ``hydrogen`` (bonds to H)."""
+    i, j = np.nonzero(np.triu(topology == 1))
+    heavy = (numbers[i] > 1) & (numbers[j] > 1)
+    weak = heavy & (np.isin(numbers[i], WEAK_BOND_ELEMENTS) | np.isin(numbers[j], WEAK_BOND_ELEMENTS))
+    chosen = {"weak": weak if weak.any() else heavy, "heavy": heavy & ~weak, "hydrogen": ~heavy}[kind]
+    return i[chosen], j[chosen]
+
+
+def stretch_bond(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, kind: str,
+                 rng: np.random.Generator) -> np.ndarray | None:
+    """A random bond of ``kind`` pulled apart symmetrically along its axis to a random factor in ``STRETCH`` of
+    its length; None when the molecule has no such bond."""
+    i, j = bonds_of_kind(numbers, topology, kind)
+    if len(i) == 0:
+        return None
+    k = rng.integers(len(i))
+    return move_pair(positions, i[k], j[k], np.linalg.norm(positions[j[k]] - positions[i[k]]) * rng.uniform(*STRETCH))
+
+
+def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, topology: np.ndarray,
+             rng: np.random.Generator):
+    """The k-th geometry of a molecule (Å) and its noise temperature (K); None when the recipe has no pair to move."""
     n_atoms = len(conformer)
     if recipe == "thermal":
         temperature = TEMPERATURES[k % len(TEMPERATURES)]
         return conformer + noise(rng, n_atoms, temperature), temperature
+    if recipe == "stretch":
+        kind, temperature = STRETCHES[k % len(STRETCHES)]
+        stretched = stretch_bond(conformer, numbers, topology, kind, rng)
+        return None if stretched is None else (stretched + noise(rng, n_atoms, temperature), temperature)
     if k % 4 == 3:
         return conformer + noise(rng, n_atoms, HOT), HOT
     pulled = pull_pair(conformer, topology, *CONTACTS[k % 4], rng)
@@ -133,14 +172,14 @@ def label(numbers: np.ndarray, made, drop_above: float | None = None) -> list:
 
 
 def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, recipe: str = "thermal"):
-    """Geometries of the thermal or contact recipe and their xTB labels for one molecule; [] when RDKit
+    """Geometries of the thermal, contact or stretch recipe and their xTB labels for one molecule; [] when RDKit
     cannot embed it or xTB fails."""
     rng = np.random.default_rng([seed, mol_index] if recipe == "thermal" else [seed, mol_index, RECIPES.index(recipe)])
     numbers, confs, topology = conformers(smiles, max(1, per_molecule // len(TEMPERATURES)), seed + mol_index)
     if not confs:
         return []
-    made = [geometry(recipe, k, confs[k % len(confs)], topology, rng) for k in range(per_molecule)]
-    return label(numbers, [m for m in made if m is not None], MAX_FORCE if recipe == "contact" else None)
+    made = [geometry(recipe, k, confs[k % len(confs)], numbers, topology, rng) for k in range(per_molecule)]
+    return label(numbers, [m for m in made if m is not None], None if recipe == "thermal" else MAX_FORCE)
 
 
 def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed: int, md_model: str) -> list[list]:
@@ -198,6 +237,10 @@ RECIPE_TEXT = {
                 + ", ".join(f"{('bonded', 'geminal', '1-4')[d - 1]} pairs to {lo:.0%}-{hi:.0%}" for d, lo, hi in CONTACTS)
                 + f"\n  of their distance, not under {CONTACT_FLOOR} Å) plus 300 K noise; the fourth with {HOT:.0f} K noise"
                 + f"\n  (Gaussian, 0.02 Å x sqrt(T / 300 K)). Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
+    "stretch": ("stretched bonds: every geometry pulls one covalent bond apart along its\n  axis to "
+                + f"{STRETCH[0]:.0%}-{STRETCH[1]:.0%} of its length (by geometry: a bond to S, Cl or Br, another heavy-atom bond,\n"
+                + "  a bond to H, with 300 K noise; a fourth bond to S/Cl/Br with 1000 K noise; Gaussian, 0.02 Å x\n"
+                + f"  sqrt(T / 300 K)). Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
     "md": ("frames of a potential's own NVE MD (`training.potentials.sampling`): from\n  Maxwell-Boltzmann starts at "
            + ", ".join(f"{t:.0f}" for t in START_TEMPERATURES) + " K (by molecule), a frame every "
            + f"{FRAME_FS:.0f} fs,\n  and the frame where a molecule's MD changed a bond or brought two atoms within "
@@ -256,7 +299,7 @@ def can_extend(built: dict, wanted: dict) -> bool:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--recipe", type=click.Choice(RECIPES), default="thermal", show_default=True,
               help="thermal: noise at 300-1000 K; contact: compressed atom pairs and 2500 K noise (the repulsive wall); "
-                   "md: frames of a potential's own hot MD (where it needs labels).")
+                   "md: frames of a potential's own hot MD (where it needs labels); stretch: bonds pulled apart (the wall hot MD climbs).")
 @click.option("--md-model", default=None, help="md recipe: the potential whose MD is sampled [default: the default potential].")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
