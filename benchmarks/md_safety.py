@@ -9,7 +9,10 @@
 a bond change is the potential's fault or what the reference itself does from that start.
 
 Molecules: the 25 test-split molecules of the committed xTB slice (tests/data/xtb-moses-200; none is in
-the datasets the bundled potentials were trained on), first geometry of each. They are simulated side
+the datasets the bundled potentials were trained on), first geometry of each. Those have been used to
+choose between potentials (which to make the default); ``--molecule-set moses-test`` takes fresh ones for
+a confirmation: the first molecules of MOSES's own test set (``tests/data/moses_test_1k.smi``, from
+which no build draws), RDKit ETKDG + MMFF94 geometries, labelled "MOSES-test K" by line. They are simulated side
 by side in one box, 40 Å apart (far beyond the 5 Å cutoff: no molecule feels another), with
 ``chemzoo.potentials.md.run_md`` and `chemzoo md`'s own defaults: 0.5 fs, Langevin friction
 0.01/fs, float32, velocities drawn per molecule (Maxwell-Boltzmann, seeded; no net translation or
@@ -43,11 +46,19 @@ def xtb_calculator():
     return TBLite(method="GFN2-xTB", verbosity=0, max_iterations=300)
 
 
-SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-200"
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+SLICE = DATA / "xtb-moses-200"
+MOSES_TEST = DATA / "moses_test_1k.smi"
+SET_LABELS = {"slice": "MOSES", "moses-test": "MOSES-test"}
 
 
-def held_out_molecules(n: int) -> list[tuple[int, Atoms]]:
-    """(MOSES index, first test geometry) of the first ``n`` held-out molecules of the slice."""
+def held_out_molecules(n: int, molecule_set: str = "slice") -> list[tuple[int, Atoms]]:
+    """(index, geometry) of the first ``n`` held-out molecules: of the slice's test split (MOSES index, first
+    test geometry) or of MOSES's test set (line, RDKit + MMFF94 geometry)."""
+    if molecule_set == "moses-test":
+        from chemzoo.potentials.md import atoms_from_smiles
+
+        return [(k, atoms_from_smiles(smi, seed=0)) for k, smi in enumerate(MOSES_TEST.read_text().split()[:n])]
     data = load_dataset(SLICE)
     return [(int(data["mol_index"][k]), structure(data, k, labels=False)) for k in first_of_each_molecule(data, "test")[:n]]
 
@@ -59,24 +70,28 @@ def held_out_molecules(n: int) -> list[tuple[int, Atoms]]:
 @click.option("--ps", default=10.0, show_default=True, help="Simulated time (ps).")
 @click.option("--timestep", default=0.5, show_default=True, help="fs")
 @click.option("--molecules", default=25, show_default=True)
+@click.option("--molecule-set", type=click.Choice(list(SET_LABELS)), default="slice", show_default=True,
+              help="slice: the 25 test-split molecules of tests/data/xtb-moses-200 (used to choose the default); "
+                   "moses-test: fresh ones from MOSES's test set, for a confirmation.")
 @click.option("--seed", "seeds", type=int, multiple=True, default=[0], show_default=True, help="Repeat for several.")
 @click.option("--xtb", is_flag=True, help="GFN2-xTB itself (tblite) instead of a potential, one molecule at a time.")
 @click.option("--only", type=int, multiple=True, help="Only this MOSES index of the held-out molecules (repeatable; "
               "velocities are still drawn for all, so each starts as in the full run).")
-def main(model_name, ensemble, temperature, ps, timestep, molecules, seeds, xtb, only):
+def main(model_name, ensemble, temperature, ps, timestep, molecules, molecule_set, seeds, xtb, only):
     if xtb and model_name:
         raise click.UsageError("--xtb runs the reference; leave out -m")
     name = "GFN2-xTB (tblite)" if xtb else model_name or chemzoo.default_model("potential").name
     calc = xtb_calculator() if xtb else chemzoo.calculator(name)
-    mols = held_out_molecules(molecules)
+    mols = held_out_molecules(molecules, molecule_set)
+    label = SET_LABELS[molecule_set]
     unknown = sorted(set(only) - {m for m, _ in mols})
     if unknown:
-        raise click.BadParameter(f"MOSES {unknown} not among the {len(mols)} held-out molecules "
+        raise click.BadParameter(f"{label} {unknown} not among the {len(mols)} held-out molecules "
                                  f"({', '.join(str(m) for m, _ in mols)})", param_hint="--only")
     steps = int(round(ps * 1000 / timestep))
     log_every = max(1, int(round(5 / timestep)))
     print(f"# {time.strftime('%Y-%m-%d')}: {name}, {ensemble} {temperature:g} K, {ps:g} ps at {timestep:g} fs, "
-          f"{len(mols)} held-out molecules (MOSES {', '.join(str(m) for m, _ in mols)})")
+          f"{len(mols)} held-out molecules ({label} {', '.join(str(m) for m, _ in mols)})")
     print("| seed | molecules | atoms | simulated (ps) | molecules with a bond change | changes (molecule: bond at time) | "
           "blow-up | steps/s |")
     print("|---|---|---|---|---|---|---|---|")
@@ -99,7 +114,7 @@ def main(model_name, ensemble, temperature, ps, timestep, molecules, seeds, xtb,
                 changes.append(re.sub(r"\b([A-Z][a-z]?)(\d+)", lambda g: f"{g.group(1)}{renumber[int(g.group(2))]}", change))
             if result.blew_up:
                 atom = re.search(r"atoms (\d+) ", result.reason or "")
-                blow_up = (f"MOSES {mols[owner[renumber[int(atom.group(1))]]][0]}: " if atom else "") + result.reason
+                blow_up = (f"{label} {mols[owner[renumber[int(atom.group(1))]]][0]}: " if atom else "") + result.reason
             simulated.append(result.log[-1]["time_fs"] / 1000 if result.log else 0.0)
             atoms += len(part)
             steps_done += result.log[-1]["time_fs"] / timestep if result.log else 0
@@ -108,7 +123,7 @@ def main(model_name, ensemble, temperature, ps, timestep, molecules, seeds, xtb,
         for change in changes:
             atom = re.search(r"\b[A-Z][a-z]?(\d+)-", change)
             changed.setdefault(mols[owner[int(atom.group(1))]][0], change)
-        listed = "; ".join(f"MOSES {m}: {c}" for m, c in changed.items()) or "none"
+        listed = "; ".join(f"{label} {m}: {c}" for m, c in changed.items()) or "none"
         print(f"| {seed} | {len(runs) if xtb else sum(len(set(owner[r])) for r in runs)} | {atoms} | {min(simulated):.2f} | "
               f"{len(changed)} | {listed} | {blow_up} | {steps_done / seconds:.1f} |", flush=True)
     print(f"# trajectories: {folder}")
