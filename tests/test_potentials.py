@@ -627,3 +627,8 @@ def test_nequips_large_system_path_recomputes_blocks_and_gives_the_same_numbers(
     for key, value in results["train"].items():
         torch.testing.assert_close(results["eval"][key], value, atol=1e-12, rtol=1e-10)
     assert results["train"]["forces"].abs().max() > 1e-3
+    # the hand-written backward is first-order: a second derivative is refused, not silently wrong
+    positions = graph.positions.requires_grad_(True)
+    energy = potential.eval().atomic_energies(graph, positions, graph.shifts).sum()
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        torch.autograd.grad(energy, positions, create_graph=True)

@@ -59,12 +59,12 @@ class Interaction(nn.Module):
             messages = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
             for b in slices:
                 sh, rbf, envelope, i, j = (t[b] for t in edges)
-                messages.index_add_(0, i, self.edge_messages(x, sh, rbf, envelope, j))
+                messages.index_add_(0, i, self.edge_messages(x.index_select(0, j), sh, rbf, envelope))
         return self.gate(self.mix(messages * self.norm) + self.skip(x))
 
-    def edge_messages(self, x, sh, rbf, envelope, j):
-        """Per-edge messages (E, irreps) from the sources ``j``."""
-        return self.tp(x.index_select(0, j), sh, self.radial(rbf) * envelope[:, None])
+    def edge_messages(self, sources, sh, rbf, envelope):
+        """Per-edge messages (E, irreps) from the source atoms' features ``sources`` (E, irreps in)."""
+        return self.tp(sources, sh, self.radial(rbf) * envelope[:, None])
 
 
 class BlockedMessages(torch.autograd.Function):
@@ -84,13 +84,16 @@ class BlockedMessages(torch.autograd.Function):
         for b in slices:
             release_free_memory()  # between large per-block tensors: see layers.release_free_memory
             lo, hi = int(i[b][0]), int(i[b][-1]) + 1
-            messages[lo:hi].index_add_(0, i[b] - lo, layer.edge_messages(x, sh[b], rbf[b], envelope[b], j[b]))
+            messages[lo:hi].index_add_(0, i[b] - lo, layer.edge_messages(x.index_select(0, j[b]), sh[b], rbf[b], envelope[b]))
         ctx.save_for_backward(x, sh, rbf, envelope, i, j)
         ctx.layer, ctx.slices = layer, slices
         return messages
 
     @staticmethod
     def backward(ctx, grad):
+        if torch.is_grad_enabled():
+            raise RuntimeError("the e3nn model's large-system inference path gives first derivatives only; for "
+                               "second derivatives use the potential in training mode (potential.train())")
         x, sh, rbf, envelope, i, j = ctx.saved_tensors
         layer = ctx.layer
         grad_x, grad_sh = torch.zeros_like(x), torch.empty_like(sh)
@@ -100,8 +103,7 @@ class BlockedMessages(torch.autograd.Function):
             with torch.enable_grad():
                 inputs = (x.index_select(0, j[b]).requires_grad_(), sh[b].detach().requires_grad_(),
                           rbf[b].detach().requires_grad_(), envelope[b].detach().requires_grad_())
-                source, sh_b, rbf_b, envelope_b = inputs
-                messages = layer.tp(source, sh_b, layer.radial(rbf_b) * envelope_b[:, None])
+                messages = layer.edge_messages(*inputs)
                 grads = torch.autograd.grad(messages, inputs, grad.index_select(0, i[b]))
             grad_x.index_add_(0, j[b], grads[0])
             grad_sh[b], grad_rbf[b], grad_envelope[b] = grads[1:]

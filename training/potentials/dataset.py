@@ -90,10 +90,17 @@ def noise(rng: np.random.Generator, n_atoms: int, temperature: float) -> np.ndar
     return rng.normal(0, SIGMA_300K * np.sqrt(temperature / 300.0), (n_atoms, 3))
 
 
-def move_pair(positions: np.ndarray, a: int, b: int, target: float) -> np.ndarray:
-    """``positions`` with atoms a and b moved symmetrically along their axis to ``target`` Å apart."""
+def move_random_pair(positions: np.ndarray, i: np.ndarray, j: np.ndarray, low: float, high: float,
+                     rng: np.random.Generator, floor: float = 0.0) -> np.ndarray | None:
+    """``positions`` with one random pair (i[k], j[k]) moved symmetrically along its axis to a random fraction in
+    [low, high) of its distance (not under ``floor`` Å unless already closer); None when there is no pair."""
+    if len(i) == 0:
+        return None
+    k = rng.integers(len(i))
+    a, b = i[k], j[k]
     axis = positions[b] - positions[a]
     distance = np.linalg.norm(axis)
+    target = max(distance * rng.uniform(low, high), min(distance, floor))
     shift = 0.5 * (distance - target) * axis / distance
     moved = positions.copy()
     moved[a] += shift
@@ -106,11 +113,7 @@ def pull_pair(positions: np.ndarray, topology: np.ndarray, bonds_apart: int, low
     """A random pair ``bonds_apart`` bonds apart moved symmetrically along its axis to a random fraction in
     [low, high) of its distance (not under ``CONTACT_FLOOR`` Å); None when the molecule has no such pair."""
     i, j = np.nonzero(np.triu(topology == bonds_apart))
-    if len(i) == 0:
-        return None
-    k = rng.integers(len(i))
-    distance = np.linalg.norm(positions[j[k]] - positions[i[k]])
-    return move_pair(positions, i[k], j[k], max(distance * rng.uniform(low, high), min(distance, CONTACT_FLOOR)))
+    return move_random_pair(positions, i, j, low, high, rng, CONTACT_FLOOR)
 
 
 def bonds_of_kind(numbers: np.ndarray, topology: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -127,11 +130,7 @@ def stretch_bond(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarra
                  rng: np.random.Generator) -> np.ndarray | None:
     """A random bond of ``kind`` pulled apart symmetrically along its axis to a random factor in ``STRETCH`` of
     its length; None when the molecule has no such bond."""
-    i, j = bonds_of_kind(numbers, topology, kind)
-    if len(i) == 0:
-        return None
-    k = rng.integers(len(i))
-    return move_pair(positions, i[k], j[k], np.linalg.norm(positions[j[k]] - positions[i[k]]) * rng.uniform(*STRETCH))
+    return move_random_pair(positions, *bonds_of_kind(numbers, topology, kind), *STRETCH, rng)
 
 
 def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, topology: np.ndarray,
