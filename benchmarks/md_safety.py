@@ -11,8 +11,10 @@ a bond change is the potential's fault or what the reference itself does from th
 Molecules: the 25 test-split molecules of the committed xTB slice (tests/data/xtb-moses-200; none is in
 the datasets the bundled potentials were trained on), first geometry of each. Those have been used to
 choose between potentials (which to make the default); ``--molecule-set moses-test`` takes fresh ones for
-a confirmation: the first molecules of MOSES's own test set (``tests/data/moses_test_1k.smi``, from
-which no build draws), RDKit ETKDG + MMFF94 geometries, labelled "MOSES-test K" by line. They are simulated side
+a confirmation: molecules of MOSES's own test set (``tests/data/moses_test_1k.smi``, from
+which no build draws), RDKit ETKDG + MMFF94 geometries, labelled "MOSES-test K" by line (0-based).
+Once the first 25 have also been used to choose, ``--skip 25`` takes the next ones: each confirmation on
+molecules no earlier choice has seen. They are simulated side
 by side in one box, 40 Å apart (far beyond the 5 Å cutoff: no molecule feels another), with
 ``chemzoo.potentials.md.run_md`` and `chemzoo md`'s own defaults: 0.5 fs, Langevin friction
 0.01/fs, float32, velocities drawn per molecule (Maxwell-Boltzmann, seeded; no net translation or
@@ -52,15 +54,19 @@ MOSES_TEST = DATA / "moses_test_1k.smi"
 SET_LABELS = {"slice": "MOSES", "moses-test": "MOSES-test"}
 
 
-def held_out_molecules(n: int, molecule_set: str = "slice") -> list[tuple[int, Atoms]]:
-    """(index, geometry) of the first ``n`` held-out molecules: of the slice's test split (MOSES index, first
-    test geometry) or of MOSES's test set (line, RDKit + MMFF94 geometry)."""
+def held_out_molecules(n: int, molecule_set: str = "slice", skip: int = 0) -> list[tuple[int, Atoms]]:
+    """(index, geometry) of ``n`` held-out molecules after the first ``skip``: of the slice's test split (MOSES
+    index, first test geometry) or of MOSES's test set (line, RDKit + MMFF94 geometry)."""
     if molecule_set == "moses-test":
         from chemzoo.potentials.md import atoms_from_smiles
 
-        return [(k, atoms_from_smiles(smi, seed=0)) for k, smi in enumerate(MOSES_TEST.read_text().split()[:n])]
+        lines = MOSES_TEST.read_text().split()
+        return [(k, atoms_from_smiles(lines[k], seed=0)) for k in range(skip, min(skip + n, len(lines)))]
     data = load_dataset(SLICE)
-    return [(int(data["mol_index"][k]), structure(data, k, labels=False)) for k in first_of_each_molecule(data, "test")[:n]]
+    firsts = first_of_each_molecule(data, "test")[skip:skip + n]
+    if len(firsts) == 0:
+        raise click.BadParameter(f"the slice's test split has no molecules after the first {skip}", param_hint="--skip")
+    return [(int(data["mol_index"][k]), structure(data, k, labels=False)) for k in firsts]
 
 
 @click.command()
@@ -73,16 +79,19 @@ def held_out_molecules(n: int, molecule_set: str = "slice") -> list[tuple[int, A
 @click.option("--molecule-set", type=click.Choice(list(SET_LABELS)), default="slice", show_default=True,
               help="slice: the 25 test-split molecules of tests/data/xtb-moses-200 (used to choose the default); "
                    "moses-test: fresh ones from MOSES's test set, for a confirmation.")
+@click.option("--skip", default=0, show_default=True,
+              help="Leave out the set's first SKIP molecules: a fresh confirmation once the first ones have been used "
+                   "to choose (e.g. --molecule-set moses-test --skip 25).")
 @click.option("--seed", "seeds", type=int, multiple=True, default=[0], show_default=True, help="Repeat for several.")
 @click.option("--xtb", is_flag=True, help="GFN2-xTB itself (tblite) instead of a potential, one molecule at a time.")
 @click.option("--only", type=int, multiple=True, help="Only this MOSES index of the held-out molecules (repeatable; "
               "velocities are still drawn for all, so each starts as in the full run).")
-def main(model_name, ensemble, temperature, ps, timestep, molecules, molecule_set, seeds, xtb, only):
+def main(model_name, ensemble, temperature, ps, timestep, molecules, molecule_set, skip, seeds, xtb, only):
     if xtb and model_name:
         raise click.UsageError("--xtb runs the reference; leave out -m")
     name = "GFN2-xTB (tblite)" if xtb else model_name or chemzoo.default_model("potential").name
     calc = xtb_calculator() if xtb else chemzoo.calculator(name)
-    mols = held_out_molecules(molecules, molecule_set)
+    mols = held_out_molecules(molecules, molecule_set, skip)
     label = SET_LABELS[molecule_set]
     unknown = sorted(set(only) - {m for m, _ in mols})
     if unknown:
