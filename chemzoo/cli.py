@@ -472,7 +472,7 @@ def md(model_name, structure, smiles, ensemble, taut, temperature, timestep, ste
     """
     import chemzoo
     from chemzoo.potentials.calculator import check_structure
-    from chemzoo.potentials.md import atoms_from_smiles, has_momenta, plot_energies, read_structure, run_md
+    from chemzoo.potentials.md import atoms_from_smiles, has_momenta, md_tested_warning, plot_energies, read_structure, run_md
 
     if (structure is None) == (smiles is None):
         raise click.UsageError("give exactly one of --structure FILE or --smiles SMILES")
@@ -491,12 +491,15 @@ def md(model_name, structure, smiles, ensemble, taut, temperature, timestep, ste
     check_structure(atoms, calc.elements, calc.min_distance)
     atoms.calc = calc
     model = calc.model_name
+    untested = md_tested_warning(calc, temperature)
+    if untested:
+        click.echo(f"Warning: {untested}", err=True)
     continued = has_momenta(atoms)
     settings = dict(model=model, structure=str(structure) if structure else None, smiles=smiles, ensemble=ensemble,
                     temperature_K=temperature, timestep_fs=timestep, steps=steps, friction_per_fs=friction,
                     taut_fs=taut if ensemble == "bussi" else None, log_every=log_every, seed=seed, dtype=dtype, equilibrate_ps=equilibrate,
                     allow_reactions=allow_reactions, committee=members, max_spread_eV_per_A=max_spread,
-                    continued_from_momenta=continued, output=str(output),
+                    continued_from_momenta=continued, md_tested_warning=untested, output=str(output),
                     chemzoo=chemzoo.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_atomically(settings_path, json.dumps(settings, indent=2) + "\n")
     plot_path.unlink(missing_ok=True)  # never a previous run's plot beside this run's trajectory

@@ -38,7 +38,7 @@ def check_folder(folder: Path) -> dict:
 def registry_row(folder: Path, name: str, bundled: bool, default: bool, description: str) -> dict:
     meta = check_folder(folder)
     files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
-    extra = {k: meta[k] for k in ("preset", "architecture", "elements", "cutoff", "test_errors") if k in meta}
+    extra = {k: meta[k] for k in ("preset", "architecture", "elements", "cutoff", "test_errors", "md_safe_K") if k in meta}
     return dict(name=name, family=meta["family"], params=int(meta["params"]), n_train=int(meta["n_train"]),
                 hub_repo=f"{HUB_ORG}/{name}", revision="main", files=files, bundled=bundled, default=default,
                 training_data=meta.get("training_data", ""), description=description, extra=extra)

@@ -312,3 +312,35 @@ def test_side_by_side_molecules_are_far_apart_each_at_its_own_temperature():
     assert 50 < benzene < 200 and 1500 < ethanol < 6000
     again, _ = side_by_side(mols, [100.0, 3000.0, 1000.0] * 4, seed=0)
     np.testing.assert_array_equal(again.get_momenta(), box.get_momenta())
+
+
+def test_md_warns_up_front_when_the_potential_is_not_shown_to_keep_molecules_intact(tmp_path):
+    """`chemzoo md` says before it runs whether the chosen potential was tested in MD at that temperature
+    (its chemzoo.json's md_safe_K): not safe, never tested (a ladder checkpoint), or tested only cooler; the
+    default at 300 K runs without a warning. The settings JSON keeps the line."""
+    out = tmp_path / "t.extxyz"
+    cases = [(["-m", "painn-xtb-moses-53k"], 300, "painn-xtb-moses-53k is not safe in molecular dynamics"),
+             (["-m", "schnet-4.5k-xtb-moses-30k"], 300, "schnet-4.5k-xtb-moses-30k has not been tested in molecular dynamics"),
+             ([], 1000, "has been tested in molecular dynamics up to 300 K, not at 1000 K"),
+             ([], 300, None)]
+    for args, temperature, warning in cases:
+        result = CliRunner().invoke(main, ["md", *args, "--smiles", "CCO", "--steps", "2", "--temperature", str(temperature),
+                                           "-o", str(out), "--overwrite"])
+        assert result.exit_code == 0, result.output
+        settings = json.loads((tmp_path / "t.extxyz.json").read_text())
+        if warning is None:
+            assert "Warning" not in result.output and settings["md_tested_warning"] is None
+        else:
+            line = next(x for x in result.output.splitlines() if x.startswith("Warning: "))
+            assert warning in line and "chemzoo models info" in line and settings["md_tested_warning"] in line
+    assert "for MD use the default potential, schnet-xtb-moses-53k-md" in CliRunner().invoke(
+        main, ["md", "-m", "nequip-xtb-moses-53k", "--smiles", "CCO", "--steps", "1", "-o", str(out), "--overwrite"]).output
+
+
+def test_a_committee_warns_for_its_first_member_not_tested_in_md():
+    import chemzoo
+    from chemzoo.potentials.md import md_tested_warning
+
+    committee = chemzoo.calculator(["schnet-xtb-moses-53k-contact", "painn-xtb-moses-53k"])
+    assert md_tested_warning(committee, 300.0).startswith("painn-xtb-moses-53k is not safe")
+    assert md_tested_warning(chemzoo.calculator("schnet-xtb-moses-53k-contact"), 300.0) is None

@@ -132,6 +132,9 @@ class ChemzooCalculator(Calculator):
         self.potential = potential.to(device=device, dtype=DTYPES[dtype]).frozen()  # inference only
         self.device, self.dtype, self.min_distance = device, DTYPES[dtype], min_distance
         self.model_name = "potential"  # the registered name or folder, set by ``calculator()``
+        # the highest temperature (K) at which held-out MD kept every covalent bond (its card; 0: not even at
+        # 300 K; None: never tested in MD), set by ``calculator()`` from chemzoo.json; read by ``chemzoo md``
+        self.md_safe_K: float | None = None
         self.elements = list(potential.config.elements)  # atomic numbers it was trained on
         self.warned_contact = False  # the closer-than-training warning is given once per calculator
         self.closest = closest_contact_table(potential.config.min_distances)
@@ -215,6 +218,9 @@ def calculator(name_or_path=None, device: str = "cpu", dtype: str = "float32", *
     folder, entry, family = locate(name_or_path, "potential")
     calc = ChemzooCalculator(family.loader(folder, device, dtype), device, dtype, **kwargs)
     calc.model_name = entry.name if entry else folder.name
+    from chemzoo.hub import read_metadata
+
+    calc.md_safe_K = read_metadata(folder).get("md_safe_K", None)
     check_reference_molecule(calc, folder)
     return calc
 

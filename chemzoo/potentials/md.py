@@ -90,6 +90,35 @@ def molecule_from_smiles(smiles: str, seed: int = 0):
     return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=positions), mol
 
 
+def md_tested_warning(calc, temperature: float) -> str | None:
+    """One line when ``calc``'s potential has not been shown to keep molecules intact in MD at ``temperature`` (K;
+    Langevin or Bussi target, NVE start): never tested in MD, not safe at 300 K, or tested only at lower
+    temperatures (``md_safe_K`` in its chemzoo.json: the highest temperature at which ``benchmarks/md_safety.py``
+    kept every bond - Langevin 300 K for 10 ps, NVE started at 1500 K for 3 ps - or 0). None when it has been. A committee: the first member that warns."""
+    for member in getattr(calc, "members", [calc]):
+        name, safe = member.model_name, getattr(member, "md_safe_K", None)
+        card = f"`chemzoo models info {name}`"
+        if safe is None:
+            return f"{name} has not been tested in molecular dynamics (see {card}); {tested_default()} has"
+        if safe <= 0:
+            return (f"{name} is not safe in molecular dynamics: covalent bonds formed or broke in its held-out runs "
+                    f"(see {card}); for MD use {tested_default()}")
+        if temperature > safe:
+            return (f"{name} has been tested in molecular dynamics up to {safe:g} K, not at {temperature:g} K (hotter "
+                    f"runs changed bonds, see {card}); the run stops if a bond forms or breaks")
+    return None
+
+
+def tested_default() -> str:
+    """The default potential and the temperature it is tested up to, in words."""
+    from chemzoo.hub import read_metadata
+    from chemzoo.loading import locate
+
+    folder, entry, _ = locate(None, "potential")
+    safe = read_metadata(folder).get("md_safe_K")
+    return f"the default potential, {entry.name}" + (f" (tested up to {safe:g} K)" if safe else "")
+
+
 def read_structure(path: Path) -> Atoms:
     """The last frame of any file ASE can read; a one-line error otherwise."""
     try:
