@@ -84,11 +84,17 @@ def held_out_molecules(n: int, molecule_set: str = "slice", skip: int = 0) -> li
                    "to choose (e.g. --molecule-set moses-test --skip 25).")
 @click.option("--seed", "seeds", type=int, multiple=True, default=[0], show_default=True, help="Repeat for several.")
 @click.option("--xtb", is_flag=True, help="GFN2-xTB itself (tblite) instead of a potential, one molecule at a time.")
+@click.option("--recount", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Count the bond changes of a trajectory this script saved (run with the same --molecules, "
+                   "--molecule-set and --skip) again, frame by frame through the bond watch, instead of simulating.")
 @click.option("--only", type=int, multiple=True, help="Only this MOSES index of the held-out molecules (repeatable; "
               "velocities are still drawn for all, so each starts as in the full run).")
-def main(model_name, ensemble, temperature, ps, timestep, molecules, molecule_set, skip, seeds, xtb, only):
+def main(model_name, ensemble, temperature, ps, timestep, molecules, molecule_set, skip, seeds, xtb, recount, only):
     if xtb and model_name:
         raise click.UsageError("--xtb runs the reference; leave out -m")
+    if recount:
+        return recount_changes(recount, held_out_molecules(molecules, molecule_set, skip), SET_LABELS[molecule_set],
+                               int(round(5 / timestep)) * timestep)
     name = "GFN2-xTB (tblite)" if xtb else model_name or chemzoo.default_model("potential").name
     calc = xtb_calculator() if xtb else chemzoo.calculator(name)
     mols = held_out_molecules(molecules, molecule_set, skip)
@@ -128,14 +134,46 @@ def main(model_name, ensemble, temperature, ps, timestep, molecules, molecule_se
             atoms += len(part)
             steps_done += result.log[-1]["time_fs"] / timestep if result.log else 0
         seconds = time.perf_counter() - start
-        changed = {}  # molecule -> its first change
-        for change in changes:
-            atom = re.search(r"\b[A-Z][a-z]?(\d+)-", change)
-            changed.setdefault(mols[owner[int(atom.group(1))]][0], change)
+        changed = first_change_of_each_molecule(changes, mols, owner)
         listed = "; ".join(f"{label} {m}: {c}" for m, c in changed.items()) or "none"
         print(f"| {seed} | {len(runs) if xtb else sum(len(set(owner[r])) for r in runs)} | {atoms} | {min(simulated):.2f} | "
               f"{len(changed)} | {listed} | {blow_up} | {steps_done / seconds:.1f} |", flush=True)
     print(f"# trajectories: {folder}")
+
+
+def first_change_of_each_molecule(changes: list[str], mols, owner) -> dict[int, str]:
+    """Molecule (its label index) -> the first of ``changes`` ("bond C5-H9 formed (...) at T fs") in it."""
+    changed = {}
+    for change in changes:
+        atom = re.search(r"\b[A-Z][a-z]?(\d+)-", change)
+        changed.setdefault(mols[owner[int(atom.group(1))]][0], change)
+    return changed
+
+
+def recount_changes(path: Path, mols, label: str, frame_fs: float) -> None:
+    """The bond changes of a saved side-by-side trajectory (one frame per ``frame_fs``), through the bond watch as
+    ``run_md`` applies it: each change reported once, the run going on from the graph with that change."""
+    from ase.io import iread
+
+    from chemzoo.potentials.bonds import BondWatch
+
+    _, owner = side_by_side([m for _, m in mols], 300.0, 0)  # which molecule each atom is (not the velocities)
+    watch, changes, frames = None, [], 0
+    for k, frame in enumerate(iread(str(path), index=":")):
+        if len(frame) != len(owner):
+            raise click.BadParameter(f"{path} has {len(frame)} atoms; {len(mols)} {label} molecules have {len(owner)}",
+                                     param_hint="--recount")
+        if watch is None:
+            watch = BondWatch(frame)
+        elif (change := watch.check(frame)) is not None:
+            watch.accept(change)
+            changes.append(f"{change} at {k * frame_fs:g} fs")
+        frames = k + 1
+    changed = first_change_of_each_molecule(changes, mols, owner)
+    print(f"# recounted {path}: {frames} frames, {(frames - 1) * frame_fs / 1000:.2f} ps, {len(mols)} held-out molecules "
+          f"({label} {', '.join(str(m) for m, _ in mols)})")
+    print(f"| molecules with a bond change | changes (molecule: bond at time) |\n|---|---|\n| {len(changed)} | "
+          + ("; ".join(f"{label} {m}: {c}" for m, c in changed.items()) or "none") + " |")
 
 
 if __name__ == "__main__":

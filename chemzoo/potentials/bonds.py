@@ -78,3 +78,9 @@ class BondWatch:
             dist = float(atoms.get_distance(i, j, mic=bool(atoms.pbc.any())))
             return BondChange("broken", i, j, dist, describe(atoms, i, j))
         return None
+
+    def accept(self, change: BondChange) -> None:
+        """Go on from the graph with ``change`` in it (a run that allows reactions), so that each change is
+        reported once. Only that bond changes: a graph re-derived from the current, hot geometry would drop
+        every bond then stretched past 1.2 (R_i + R_j) and report it "formed" when it next vibrates back."""
+        (self.bonds.add if change.kind == "formed" else self.bonds.discard)((change.i, change.j))

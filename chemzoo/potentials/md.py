@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from chemzoo.errors import ChemzooError, InvalidMoleculeError
 from chemzoo.files import save_figure
-from chemzoo.potentials.bonds import BondWatch, bond_set
+from chemzoo.potentials.bonds import BondWatch
 
 FRAGMENT_GAP = 3.0  # Å between the pieces of a multi-fragment SMILES ("CCO.O")
 LOG_COLUMNS = ["time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature_K"]
@@ -237,7 +237,7 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
         if change is not None:
             if not allow_reactions:
                 stop(f"{change} at {t_fs:g} fs", reacted=True)
-            watch.bonds = bond_set(atoms)  # go on from the new graph, reporting each change once
+            watch.accept(change)  # go on from the graph with this change, reporting each change once
             state["changes"].append(f"{change} at {t_fs:g} fs")
 
     def record(dyn):
