@@ -61,12 +61,15 @@ def held_out_molecules(n: int, molecule_set: str = "slice", skip: int = 0) -> li
         from chemzoo.potentials.md import atoms_from_smiles
 
         lines = MOSES_TEST.read_text().split()
-        return [(k, atoms_from_smiles(lines[k], seed=0)) for k in range(skip, min(skip + n, len(lines)))]
-    data = load_dataset(SLICE)
-    firsts = first_of_each_molecule(data, "test")[skip:skip + n]
-    if len(firsts) == 0:
-        raise click.BadParameter(f"the slice's test split has no molecules after the first {skip}", param_hint="--skip")
-    return [(int(data["mol_index"][k]), structure(data, k, labels=False)) for k in firsts]
+        mols = [(k, atoms_from_smiles(lines[k], seed=0)) for k in range(skip, min(skip + n, len(lines)))]
+    else:
+        data = load_dataset(SLICE)
+        mols = [(int(data["mol_index"][k]), structure(data, k, labels=False))
+                for k in first_of_each_molecule(data, "test")[skip:skip + n]]
+    if not mols:
+        raise click.BadParameter(f"the {SET_LABELS[molecule_set]} set has no molecules after the first {skip}",
+                                 param_hint="--skip")
+    return mols
 
 
 @click.command()

@@ -132,8 +132,8 @@ class ChemzooCalculator(Calculator):
         self.potential = potential.to(device=device, dtype=DTYPES[dtype]).frozen()  # inference only
         self.device, self.dtype, self.min_distance = device, DTYPES[dtype], min_distance
         self.model_name = "potential"  # the registered name or folder, set by ``calculator()``
-        # the highest temperature (K) at which held-out MD kept every covalent bond (its card; 0: not even at
-        # 300 K; None: never tested in MD), set by ``calculator()`` from chemzoo.json; read by ``chemzoo md``
+        # the highest temperature (K) at which held-out MD kept every covalent bond (its card; 0: tested and not
+        # safe; None: never tested in MD), set by ``calculator()`` from chemzoo.json; read by ``chemzoo md``
         self.md_safe_K: float | None = None
         self.elements = list(potential.config.elements)  # atomic numbers it was trained on
         self.warned_contact = False  # the closer-than-training warning is given once per calculator

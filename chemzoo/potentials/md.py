@@ -92,9 +92,10 @@ def molecule_from_smiles(smiles: str, seed: int = 0):
 
 def md_tested_warning(calc, temperature: float) -> str | None:
     """One line when ``calc``'s potential has not been shown to keep molecules intact in MD at ``temperature`` (K;
-    Langevin or Bussi target, NVE start): never tested in MD, not safe at 300 K, or tested only at lower
+    Langevin or Bussi target, NVE start): never tested in MD, tested and not safe, or tested only at lower
     temperatures (``md_safe_K`` in its chemzoo.json: the highest temperature at which ``benchmarks/md_safety.py``
-    kept every bond - Langevin 300 K for 10 ps, NVE started at 1500 K for 3 ps - or 0). None when it has been. A committee: the first member that warns."""
+    kept every bond - Langevin 300 K for 10 ps, NVE started at 1500 K for 3 ps - or 0). None when it has been.
+    A committee: the first member that warns."""
     for member in getattr(calc, "members", [calc]):
         name, safe = member.model_name, getattr(member, "md_safe_K", None)
         card = f"`chemzoo models info {name}`"
