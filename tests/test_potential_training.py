@@ -176,6 +176,34 @@ def test_stretch_recipe_pulls_one_bond_of_each_kind_apart_and_xtb_charges_for_it
         assert energy > thermal[0][2] + 0.3  # the same noise (300 K) without the stretch
 
 
+def test_proton_recipe_moves_a_hydrogen_onto_its_acceptor_and_xtb_charges_for_it():
+    """Salicylaldehyde's phenolic H is moved along its intramolecular hydrogen bond onto the carbonyl O (the
+    transfer hot MD made where xTB does not); with no polar H, an H moves onto a neighbour of its carbon."""
+    from training.potentials.dataset import BOND_TO_H, MAX_FORCE, conformers, label_molecule, move_proton, proton_pairs
+
+    smiles = "O=Cc1ccccc1O"
+    numbers, (conformer,), topology = conformers(smiles, 1, 3)
+    h, a = proton_pairs(conformer, numbers, topology)
+    carbonyl = 0  # the first atom of the SMILES
+    assert list(zip(numbers[h], a)) == [(1, carbonyl)] and topology[h[0], carbonyl] == 5
+    # the whole way: the H ends a bond length from the acceptor, on the side it came from; only the H moves
+    moved = move_proton(conformer, numbers, topology, 1.0, 1.0, np.random.default_rng(0))
+    assert np.linalg.norm(moved[h[0]] - moved[carbonyl]) == pytest.approx(BOND_TO_H[8])
+    assert np.linalg.norm(moved[h[0]] - conformer[h[0]]) == pytest.approx(np.linalg.norm(conformer[h[0]] - conformer[carbonyl]) - BOND_TO_H[8])
+    np.testing.assert_array_equal(np.delete(moved, h[0], 0), np.delete(conformer, h[0], 0))
+    # xTB: the further along, the higher (20-50, 50-80, 80-100 % with 300 K noise; 20-100 % at 1000 K)
+    rows = label_molecule(smiles, 3, 4, 0, "proton")
+    thermal = label_molecule(smiles, 3, 3, 0, "thermal")
+    assert [r[4] for r in rows] == [300.0, 300.0, 300.0, 1000.0]
+    rise = [r[2] - thermal[0][2] for r in rows[:3]]
+    assert 0.05 < rise[0] < rise[1] < rise[2] and all(np.abs(r[3]).max() <= MAX_FORCE for r in rows)
+
+    numbers, (conformer,), topology = conformers("CCC", 1, 0)
+    h, a = proton_pairs(conformer, numbers, topology)
+    assert len(h) == 10 and set(numbers[a]) == {6} and set(topology[h, a]) == {2}  # 1,2-shifts only
+    assert proton_pairs(np.zeros((1, 3)), np.array([6]), np.zeros((1, 1)))[0].size == 0  # no hydrogen
+
+
 def test_md_recipe_labels_a_potentials_own_hot_trajectory_with_xtb(tmp_path):
     """Frames of the potential's NVE, one per FRAME_FS, labelled by xTB; the chunk holds the same molecules and
     splits as the thermal recipe's."""

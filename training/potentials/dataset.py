@@ -5,7 +5,7 @@
     python -m training.potentials.dataset --molecules 12500 --per-molecule 8 --out data/xtb-moses-12.5k --workers 2
 
 For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br): RDKit ETKDG
-conformers relaxed with MMFF94, then perturbed by one of four recipes, and each geometry is labelled
+conformers relaxed with MMFF94, then perturbed by one of five recipes, and each geometry is labelled
 by ``tblite`` GFN2-xTB:
 
 - ``thermal`` (the default): Gaussian displacements at 300, 600 and 1000 K
@@ -25,6 +25,12 @@ by ``tblite`` GFN2-xTB:
   potential; ``training.potentials.sampling``), the frame where its MD went wrong included - where that
   potential needs labels. Same molecules and splits as the other recipes with the same ``--seed``;
   forces above 30 eV/Å dropped as for ``contact``.
+- ``proton``: a hydrogen on its way from its atom to another, the move hot MD made where xTB does not
+  (an O-H or N-H proton onto an O or N within 3.5 Å; when the molecule has none, an H onto a neighbour
+  of its own atom): the H placed on the straight way from where it is to a bond length from the
+  acceptor, 20-50 %, 50-80 % and 80-100 % of the way with 300 K noise, and 20-100 % with 1000 K
+  noise; only ways that pass no atom but the acceptor closer than 0.9 Å. Forces above 30 eV/Å
+  dropped as for ``contact``; same molecules and splits.
 
 Splits are by molecule (80/10/10). Molecules are processed in chunks written atomically as
 ``chunk-NNNNN.npz``: an interruption loses at most the chunks in progress, and rerunning the same command skips finished chunks. Rerunning with a larger
@@ -49,7 +55,7 @@ from training.potentials.sampling import FRAME_FS, MIN_PAIR, START_TEMPERATURES,
 
 TEMPERATURES = (300.0, 600.0, 1000.0)  # K
 SIGMA_300K = 0.02  # Å, Gaussian displacement per Cartesian component at 300 K
-RECIPES = ("thermal", "contact", "md", "stretch")
+RECIPES = ("thermal", "contact", "md", "stretch", "proton")
 # contact recipe: (topological distance of the pair, lowest and highest fraction of its distance)
 CONTACTS = ((2, 0.5, 0.9), (1, 0.75, 0.95), (3, 0.5, 0.9))
 CONTACT_FLOOR = 0.6  # Å, no pair is pulled closer
@@ -59,6 +65,13 @@ MAX_FORCE = 30.0  # eV/Å, contact and stretch geometries with a larger xTB forc
 STRETCHES = (("weak", 300.0), ("heavy", 300.0), ("hydrogen", 300.0), ("weak", 1000.0))
 STRETCH = (1.1, 1.6)
 WEAK_BOND_ELEMENTS = (16, 17, 35)  # S, Cl, Br: the bonds a potential let go in hot MD
+# proton recipe: (lowest and highest fraction of the way, noise temperature K) of the k-th geometry
+PROTON_PATH = ((0.2, 0.5, 300.0), (0.5, 0.8, 300.0), (0.8, 1.0, 300.0), (0.2, 1.0, 1000.0))
+PROTON_ACCEPTORS = (7, 8)  # N, O
+PROTON_DONORS = (7, 8, 16)  # N, O, S: the polar hydrogens
+PROTON_REACH = 3.5  # Å, the farthest acceptor an H is moved onto
+PROTON_CLEARANCE = 0.9  # Å, the way passes no atom but its acceptor closer
+BOND_TO_H = {6: 1.09, 7: 1.01, 8: 0.97, 16: 1.34}  # Å, where the moved H ends (1.1 Å for other elements)
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 ELEMENTS = (1, 6, 7, 8, 9, 16, 17, 35)
 
@@ -133,6 +146,61 @@ def stretch_bond(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarra
     return move_random_pair(positions, *bonds_of_kind(numbers, topology, kind), *STRETCH, rng)
 
 
+def proton_pairs(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hydrogen, acceptor) pairs the proton recipe moves along: polar hydrogens (on N, O, S) and the N or O atoms
+    within ``PROTON_REACH`` Å not bonded to them; when there is none, polar hydrogens and the heavy neighbours of
+    their atom; when there is no polar hydrogen, every H and the heavy neighbours of its atom (a 1,2-shift).
+    Only ways (``proton_way``) that pass no atom but the acceptor closer than ``PROTON_CLEARANCE`` Å."""
+    hydrogen = np.flatnonzero(numbers == 1)
+    polar = np.array([numbers[donor_of(h, topology)] in PROTON_DONORS for h in hydrogen], dtype=bool)[:, None]
+    distance = np.linalg.norm(positions[None] - positions[hydrogen, None], axis=-1)  # (H, atoms)
+    reach = (distance <= PROTON_REACH) & (topology[hydrogen] >= 2) & np.isin(numbers, PROTON_ACCEPTORS)[None]
+    shift = (topology[hydrogen] == 2) & (numbers > 1)[None]
+    for candidates in (reach & polar, shift & polar, shift):
+        h, a = np.nonzero(candidates)
+        clear = np.array([way_is_clear(positions, numbers, topology, hydrogen[i], j) for i, j in zip(h, a)], dtype=bool)
+        if clear.any():
+            return hydrogen[h[clear]], a[clear]
+    return np.zeros(0, int), np.zeros(0, int)
+
+
+def donor_of(hydrogen: int, topology: np.ndarray) -> int:
+    """The atom a hydrogen is bonded to."""
+    return int(np.flatnonzero(topology[hydrogen] == 1)[0])
+
+
+def proton_way(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, hydrogen: int,
+               acceptor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (Å) of a hydrogen's straight way onto ``acceptor``, ending ``BOND_TO_H`` Å from it: on the
+    acceptor's side facing the hydrogen, or for a neighbour of its own atom (a 1,2-shift) the hydrogen's bond
+    carried over from its atom to the acceptor."""
+    start, donor = positions[hydrogen], donor_of(hydrogen, topology)
+    away = start - positions[donor if topology[donor, acceptor] == 1 else acceptor]
+    return start, positions[acceptor] + BOND_TO_H.get(int(numbers[acceptor]), 1.1) * away / np.linalg.norm(away)
+
+
+def way_is_clear(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, hydrogen: int, acceptor: int) -> bool:
+    """Whether the hydrogen's way onto ``acceptor`` keeps ``PROTON_CLEARANCE`` Å from every atom but the two."""
+    start, end = proton_way(positions, numbers, topology, hydrogen, acceptor)
+    path = start + np.linspace(0, 1, 11)[:, None] * (end - start)
+    others = np.delete(positions, [hydrogen, acceptor], axis=0)
+    return np.linalg.norm(path[:, None] - others[None], axis=-1).min() >= PROTON_CLEARANCE
+
+
+def move_proton(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, low: float, high: float,
+                rng: np.random.Generator) -> np.ndarray | None:
+    """``positions`` with one random hydrogen of ``proton_pairs`` moved a random fraction in [low, high) of its
+    way (``proton_way``); None when the molecule has no such hydrogen."""
+    h, a = proton_pairs(positions, numbers, topology)
+    if len(h) == 0:
+        return None
+    k = rng.integers(len(h))
+    start, end = proton_way(positions, numbers, topology, h[k], a[k])
+    moved = positions.copy()
+    moved[h[k]] = start + rng.uniform(low, high) * (end - start)
+    return moved
+
+
 def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, topology: np.ndarray,
              rng: np.random.Generator):
     """The k-th geometry of a molecule (Å) and its noise temperature (K); None when the recipe has no pair to move."""
@@ -144,6 +212,10 @@ def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, to
         kind, temperature = STRETCHES[k % len(STRETCHES)]
         stretched = stretch_bond(conformer, numbers, topology, kind, rng)
         return None if stretched is None else (stretched + noise(rng, n_atoms, temperature), temperature)
+    if recipe == "proton":
+        low, high, temperature = PROTON_PATH[k % len(PROTON_PATH)]
+        moved = move_proton(conformer, numbers, topology, low, high, rng)
+        return None if moved is None else (moved + noise(rng, n_atoms, temperature), temperature)
     if k % 4 == 3:
         return conformer + noise(rng, n_atoms, HOT), HOT
     pulled = pull_pair(conformer, topology, *CONTACTS[k % 4], rng)
@@ -171,7 +243,7 @@ def label(numbers: np.ndarray, made, drop_above: float | None = None) -> list:
 
 
 def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, recipe: str = "thermal"):
-    """Geometries of the thermal, contact or stretch recipe and their xTB labels for one molecule; [] when RDKit
+    """Geometries of the thermal, contact, stretch or proton recipe and their xTB labels for one molecule; [] when RDKit
     cannot embed it or xTB fails."""
     rng = np.random.default_rng([seed, mol_index] if recipe == "thermal" else [seed, mol_index, RECIPES.index(recipe)])
     numbers, confs, topology = conformers(smiles, max(1, per_molecule // len(TEMPERATURES)), seed + mol_index)
@@ -244,6 +316,13 @@ RECIPE_TEXT = {
            + ", ".join(f"{t:.0f}" for t in START_TEMPERATURES) + " K (by molecule), a frame every "
            + f"{FRAME_FS:.0f} fs,\n  and the frame where a molecule's MD changed a bond or brought two atoms within "
            + f"{MIN_PAIR} Å (it then stops).\n  Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
+    "proton": ("hydrogens on their way to another atom: every geometry moves one H along the\n  straight line from "
+               + "where it is to a bond length from an acceptor - an O-H/N-H/S-H proton onto an N or O\n  within "
+               + f"{PROTON_REACH} Å, else onto a neighbour of its own atom, else any H onto one (a 1,2-shift) - at\n  "
+               + ", ".join(f"{lo:.0%}-{hi:.0%}" for lo, hi, _ in PROTON_PATH[:3]) + " of the way with 300 K noise, "
+               + f"and {PROTON_PATH[3][0]:.0%}-{PROTON_PATH[3][1]:.0%} with 1000 K noise\n  (Gaussian, 0.02 Å x sqrt(T / 300 K)); "
+               + f"only ways that pass no atom but the acceptor closer than {PROTON_CLEARANCE} Å. "
+               + f"Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
 }
 
 
@@ -298,7 +377,8 @@ def can_extend(built: dict, wanted: dict) -> bool:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--recipe", type=click.Choice(RECIPES), default="thermal", show_default=True,
               help="thermal: noise at 300-1000 K; contact: compressed atom pairs and 2500 K noise (the repulsive wall); "
-                   "md: frames of a potential's own hot MD (where it needs labels); stretch: bonds pulled apart (the wall hot MD climbs).")
+                   "md: frames of a potential's own hot MD (where it needs labels); stretch: bonds pulled apart (the wall hot MD climbs); "
+                   "proton: hydrogens moved part of the way onto another atom (the hops hot MD made).")
 @click.option("--md-model", default=None, help="md recipe: the potential whose MD is sampled [default: the default potential].")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
