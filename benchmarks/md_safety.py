@@ -168,8 +168,7 @@ def recount_changes(path: Path, mols, label: str, frame_fs: float) -> None:
                                      param_hint="--recount")
         if watch is None:
             watch = BondWatch(frame)
-        elif (change := watch.check(frame)) is not None:
-            watch.accept(change)
+        elif (change := watch.step(frame)) is not None:
             changes.append(f"{change} at {k * frame_fs:g} fs")
         frames = k + 1
     changed = first_change_of_each_molecule(changes, mols, owner)

@@ -172,10 +172,9 @@ def test_after_an_allowed_change_the_watch_reports_only_new_changes_not_vibratio
     assert watch.check(back) is None
     torn = back.copy()
     torn.positions[3] = [11.8, 0, 0]  # O2-H3 at 1.8 Å: broken, reported once
-    change = watch.check(torn)
+    change = watch.step(torn)  # check and accept in one
     assert (change.kind, change.i, change.j) == ("broken", 2, 3)
-    watch.accept(change)
-    assert watch.check(torn) is None
+    assert watch.step(torn) is None and watch.bonds == {(0, 1), (2, 4)}
 
 
 def test_md_cli_stops_with_one_line_when_a_bond_changes(tmp_path, monkeypatch):

@@ -84,3 +84,11 @@ class BondWatch:
         reported once. Only that bond changes: a graph re-derived from the current, hot geometry would drop
         every bond then stretched past 1.2 (R_i + R_j) and report it "formed" when it next vibrates back."""
         (self.bonds.add if change.kind == "formed" else self.bonds.discard)((change.i, change.j))
+
+    def step(self, atoms) -> BondChange | None:
+        """``check`` a new frame and ``accept`` its change, if any: the watch of a run that goes on through
+        reactions, each change returned once."""
+        change = self.check(atoms)
+        if change is not None:
+            self.accept(change)
+        return change

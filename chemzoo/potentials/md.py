@@ -234,11 +234,10 @@ def run_md(atoms: Atoms, ensemble: str, temperature: float, timestep: float, ste
         if committee and max_spread is not None and atoms.calc.results["max_force_spread"] > max_spread:
             stop(f"committee force spread {atoms.calc.results['max_force_spread']:.2f} eV/Å above {max_spread:g} at "
                  f"{t_fs:g} fs", uncertain=True)
-        change = watch.check(atoms) if watch else None
+        change = watch.step(atoms) if watch else None  # with reactions allowed, each change is reported once
         if change is not None:
             if not allow_reactions:
                 stop(f"{change} at {t_fs:g} fs", reacted=True)
-            watch.accept(change)  # go on from the graph with this change, reporting each change once
             state["changes"].append(f"{change} at {t_fs:g} fs")
 
     def record(dyn):
