@@ -4,6 +4,8 @@
     python -m hub_upload verify staged/painn-151k                                  # loads it back, checks sums and card
     python -m hub_upload push staged/painn-151k --repo-id chemzoo/painn-151k-xtb-moses-30k   # dry run
     python -m hub_upload push staged/painn-151k --repo-id ... --upload                     # for real
+    python -m hub_upload unbundle NAME   # a superseded checkpoint out of the wheel, into hub_upload/kept/ (hub_upload.kept)
+    python -m hub_upload cache NAME      # a kept one into the Hugging Face cache, so its name loads offline
 
 The token comes only from huggingface_hub's own sources (``HF_TOKEN``, ``hf auth login``) and is never
 printed; a folder that fails ``verify`` (or has no card) is never pushed.
@@ -26,12 +28,15 @@ RESULTS = Path(__file__).resolve().parent.parent / "training" / "results"
 
 
 def stage(name: str, out: Path) -> Path:
-    """Copy a registered model's checked folder to ``out`` with its card re-rendered from its records, the
-    ladder records of its run (``records/``) where it has one, and ``SHA256SUMS`` of every file."""
+    """Copy a registered model's checked folder (bundled, kept in ``hub_upload/kept`` or cached) to ``out`` with its
+    card re-rendered from its records, the ladder records of its run (``records/``) where it has one, and
+    ``SHA256SUMS`` of every file."""
     from chemzoo.loading import locate
+    from hub_upload.kept import kept_folder
     from training.cards import render_card
 
-    folder, entry, family = locate(name)
+    kept = kept_folder(name)
+    folder, entry, family = locate(kept or name)
     if out.exists() and any(out.iterdir()):
         raise click.ClickException(f"{out} is not empty; stage into a new folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -118,6 +123,26 @@ def stage_command(name, out):
     """Build a hub-ready folder for a registered model (or a checkpoint folder)."""
     stage(name, out)
     click.echo(f"staged {name} -> {out} ({len(list(out.rglob('*')))} files); next: python -m hub_upload verify {out}")
+
+
+@main.command("unbundle")
+@click.argument("name")
+def unbundle_command(name):
+    """Move a superseded bundled checkpoint out of the wheel into hub_upload/kept/ (still registered)."""
+    from hub_upload.kept import MAX_BUNDLE_BYTES, bundle_bytes, unbundle
+
+    target = unbundle(name)
+    click.echo(f"{name} -> {target} (registered, not bundled); bundled checkpoints now {bundle_bytes() / 1e6:.1f} MB "
+               f"(limit {MAX_BUNDLE_BYTES / 1e6:.0f} MB)")
+
+
+@main.command("cache")
+@click.argument("name")
+def cache_command(name):
+    """Put a kept model into the Hugging Face cache as a download would, so its name loads offline."""
+    from hub_upload.kept import cache
+
+    click.echo(f"{name} -> {cache(name)}")
 
 
 @main.command("verify")

@@ -105,3 +105,69 @@ def test_push_is_a_dry_run_by_default_and_calls_the_hub_api_with_the_folder(tmp_
     api.calls.clear()
     refused = CliRunner().invoke(hub_main, ["push", str(out), "--repo-id", "me/schnet", "--upload"])
     assert refused.exit_code != 0 and "lacks README.md" in refused.output and api.calls == []
+
+
+def test_bundled_checkpoints_stay_within_60_mb_and_superseded_ones_are_kept_for_the_hub():
+    """Issue 10: the wheel's checkpoints stay <= 60 MB; a checkpoint moved out stays registered, with its files in
+    hub_upload/kept/ matching the registry's checksums."""
+    from chemzoo.hub import verify
+    from chemzoo.registry import registered
+    from hub_upload.kept import KEPT_DIR, MAX_BUNDLE_BYTES, bundle_bytes
+
+    assert bundle_bytes() <= MAX_BUNDLE_BYTES == 60_000_000
+    kept = sorted(p.name for p in KEPT_DIR.iterdir())
+    assert "schnet-xtb-moses-53k-md2" in kept
+    for name in kept:
+        entry = next(e for e in registered() if e.name == name)
+        assert not entry.bundled and not entry.bundled_dir.exists()
+        verify(KEPT_DIR / name, entry.files)
+
+
+def test_a_kept_model_loads_by_name_once_cached_as_a_download_would_be(tmp_path, monkeypatch):
+    import numpy as np
+    from ase.build import molecule
+
+    import chemzoo
+    from chemzoo.errors import ChecksumError, OfflineError
+    from hub_upload.kept import KEPT_DIR, cache
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    name = "schnet-xtb-moses-53k-md2"
+    with pytest.raises(OfflineError, match=f"chemzoo/{name} is not in the Hugging Face cache and HF_HUB_OFFLINE is set"):
+        chemzoo.calculator(name)
+    snap = cache(name, tmp_path / "hub")
+    assert snap.parent.parent == tmp_path / "hub" / f"models--chemzoo--{name}"
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = chemzoo.calculator(name)
+    direct = molecule("CH3CH2OH")
+    direct.calc = chemzoo.calculator(KEPT_DIR / name)
+    assert atoms.get_potential_energy() == direct.get_potential_energy()
+    np.testing.assert_array_equal(atoms.get_forces(), direct.get_forces())
+    assert cache(name, tmp_path / "hub") == snap  # the same files, the same snapshot
+    weights = snap / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")  # tampered in the cache
+    with pytest.raises(ChecksumError, match="model.safetensors"):
+        chemzoo.calculator(name)
+
+
+def test_unbundle_moves_a_checkpoint_out_and_refuses_the_default(tmp_path):
+    import click
+
+    from hub_upload.kept import unbundle
+
+    registry = tmp_path / "pkg" / "registry.json"
+    (registry.parent / "checkpoints").mkdir(parents=True)
+    shutil.copy(REGISTRY_FILE_REAL, registry)
+    name = "schnet-4.5k-xtb-moses-30k"
+    shutil.copytree(REGISTRY_FILE_REAL.parent / "checkpoints" / name, registry.parent / "checkpoints" / name)
+    target = unbundle(name, registry, tmp_path / "kept")
+    assert target == tmp_path / "kept" / name and (target / "model.safetensors").is_file()
+    assert not (registry.parent / "checkpoints" / name).exists()
+    row = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == name)
+    assert row["bundled"] is False and row["files"]["model.safetensors"] == sha256(target / "model.safetensors")
+    with pytest.raises(click.ClickException, match=f"{name} is not bundled"):
+        unbundle(name, registry, tmp_path / "kept")
+    default = default_model("potential").name
+    with pytest.raises(click.ClickException, match=f"{default} is its family's default; make another model the default first"):
+        unbundle(default, registry, tmp_path / "kept")
