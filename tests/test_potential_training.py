@@ -204,6 +204,34 @@ def test_proton_recipe_moves_a_hydrogen_onto_its_acceptor_and_xtb_charges_for_it
     assert proton_pairs(np.zeros((1, 3)), np.array([6]), np.zeros((1, 1)))[0].size == 0  # no hydrogen
 
 
+def test_squeeze_recipe_pushes_a_hydrogen_bonds_oxygens_together_with_their_hydrogens():
+    """Salicylaldehyde's two O (four bonds apart, 2.6 Å across the hydrogen bond) pushed together to 70-95 % of
+    their distance, not under 2.0 Å, each O carrying its H; xTB charges for it."""
+    from training.potentials.dataset import MAX_FORCE, SQUEEZE, SQUEEZE_FLOOR, conformers, label_molecule, squeeze, squeeze_pairs
+
+    smiles = "O=Cc1ccccc1O"
+    numbers, (conformer,), topology = conformers(smiles, 1, 3)
+    i, j = squeeze_pairs(conformer, numbers, topology, polar=True)
+    assert list(zip(i, j)) == [(0, 8)] and topology[0, 8] == 4  # carbonyl O and phenol O
+    hydroxyl = int(np.flatnonzero((topology[8] == 1) & (numbers == 1))[0])
+    d0 = np.linalg.norm(conformer[8] - conformer[0])
+    for seed in range(5):
+        moved = squeeze(conformer, numbers, topology, True, np.random.default_rng(seed))
+        d = np.linalg.norm(moved[8] - moved[0])
+        assert max(SQUEEZE_FLOOR, SQUEEZE[0] * d0) - 1e-9 <= d <= SQUEEZE[1] * d0
+        np.testing.assert_allclose(moved[hydroxyl] - moved[8], conformer[hydroxyl] - conformer[8])  # O-H kept
+        still = np.setdiff1d(np.arange(len(numbers)), [0, 8, hydroxyl])
+        np.testing.assert_array_equal(moved[still], conformer[still])
+    assert squeeze_pairs(conformer, numbers, topology, polar=False)[0].size >= 1
+
+    rows = label_molecule(smiles, 3, 4, 0, "squeeze")
+    thermal = label_molecule(smiles, 3, 3, 0, "thermal")
+    assert [r[4] for r in rows] == [300.0, 300.0, 300.0, 1000.0]
+    assert all(r[2] > thermal[0][2] + 0.1 for r in rows[:3]) and all(np.abs(r[3]).max() <= MAX_FORCE for r in rows)
+    numbers, (conformer,), topology = conformers("CCO", 1, 0)
+    assert squeeze(conformer, numbers, topology, False, np.random.default_rng(0)) is None  # nothing 4 bonds apart
+
+
 def test_md_recipe_labels_a_potentials_own_hot_trajectory_with_xtb(tmp_path):
     """Frames of the potential's NVE, one per FRAME_FS, labelled by xTB; the chunk holds the same molecules and
     splits as the thermal recipe's."""

@@ -5,7 +5,7 @@
     python -m training.potentials.dataset --molecules 12500 --per-molecule 8 --out data/xtb-moses-12.5k --workers 2
 
 For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br): RDKit ETKDG
-conformers relaxed with MMFF94, then perturbed by one of five recipes, and each geometry is labelled
+conformers relaxed with MMFF94, then perturbed by one of six recipes, and each geometry is labelled
 by ``tblite`` GFN2-xTB:
 
 - ``thermal`` (the default): Gaussian displacements at 300, 600 and 1000 K
@@ -31,6 +31,12 @@ by ``tblite`` GFN2-xTB:
   acceptor, 20-50 %, 50-80 % and 80-100 % of the way with 300 K noise, and 20-100 % with 1000 K
   noise; only ways that pass no atom but the acceptor closer than 0.9 Å. Forces above 30 eV/Å
   dropped as for ``contact``; same molecules and splits.
+- ``squeeze``: heavy atoms four or more bonds apart that face each other within 3.5 Å (the two O of an
+  intramolecular hydrogen bond, a folded chain) pushed together along their axis to 70-95 % of their
+  distance, not under 2.0 Å, each carrying its hydrogens - the 1-5 and farther contacts the ``contact`` recipe leaves out, where hot
+  MD of a 5-hydroxyflavone squeezed its O...O to 2.1 Å and the proton hopped; an O/N pair in the first
+  two geometries where the molecule has one, any pair in the other two, 300 K noise and 1000 K in the
+  fourth. Molecules without such a pair give none; forces above 30 eV/Å dropped as for ``contact``.
 
 Splits are by molecule (80/10/10). Molecules are processed in chunks written atomically as
 ``chunk-NNNNN.npz``: an interruption loses at most the chunks in progress, and rerunning the same command skips finished chunks. Rerunning with a larger
@@ -55,7 +61,7 @@ from training.potentials.sampling import FRAME_FS, MIN_PAIR, START_TEMPERATURES,
 
 TEMPERATURES = (300.0, 600.0, 1000.0)  # K
 SIGMA_300K = 0.02  # Å, Gaussian displacement per Cartesian component at 300 K
-RECIPES = ("thermal", "contact", "md", "stretch", "proton")
+RECIPES = ("thermal", "contact", "md", "stretch", "proton", "squeeze")
 # contact recipe: (topological distance of the pair, lowest and highest fraction of its distance)
 CONTACTS = ((2, 0.5, 0.9), (1, 0.75, 0.95), (3, 0.5, 0.9))
 CONTACT_FLOOR = 0.6  # Å, no pair is pulled closer
@@ -72,6 +78,12 @@ PROTON_DONORS = (7, 8, 16)  # N, O, S: the polar hydrogens
 PROTON_REACH = 3.5  # Å, the farthest acceptor an H is moved onto
 PROTON_CLEARANCE = 0.9  # Å, the way passes no atom but its acceptor closer
 BOND_TO_H = {6: 1.09, 7: 1.01, 8: 0.97, 16: 1.34}  # Å, where the moved H ends (1.1 Å for other elements)
+# squeeze recipe: (O/N pair only, noise temperature K) of the k-th geometry; range, reach and floor
+SQUEEZES = ((True, 300.0), (True, 300.0), (False, 300.0), (False, 1000.0))
+SQUEEZE = (0.7, 0.95)
+SQUEEZE_REACH = 3.5  # Å
+SQUEEZE_FLOOR = 2.0  # Å
+SQUEEZE_APART = 4  # bonds, the nearest pairs squeezed (closer ones are the contact recipe's)
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 ELEMENTS = (1, 6, 7, 8, 9, 16, 17, 35)
 
@@ -201,6 +213,43 @@ def move_proton(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray
     return moved
 
 
+def squeeze_pairs(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, polar: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Heavy-atom pairs (i < j) at least ``SQUEEZE_APART`` bonds apart within ``SQUEEZE_REACH`` Å; with ``polar``
+    only O/N pairs when there are any."""
+    heavy = numbers > 1
+    distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    near = np.triu((topology >= SQUEEZE_APART) & (distance <= SQUEEZE_REACH) & heavy[:, None] & heavy[None])
+    i, j = np.nonzero(near)
+    if polar:
+        both = np.isin(numbers[i], PROTON_ACCEPTORS) & np.isin(numbers[j], PROTON_ACCEPTORS)
+        if both.any():
+            return i[both], j[both]
+    return i, j
+
+
+def squeeze(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, polar: bool,
+            rng: np.random.Generator) -> np.ndarray | None:
+    """One random pair of ``squeeze_pairs`` pushed together symmetrically along its axis to a random fraction in
+    ``SQUEEZE`` of its distance (not under ``SQUEEZE_FLOOR`` Å), each atom carrying its hydrogens (an O-H keeps its
+    length while its O moves); None when the molecule has no such pair."""
+    i, j = squeeze_pairs(positions, numbers, topology, polar)
+    if len(i) == 0:
+        return None
+    k = rng.integers(len(i))
+    a, b = i[k], j[k]
+    axis = positions[b] - positions[a]
+    distance = np.linalg.norm(axis)
+    target = max(distance * rng.uniform(*SQUEEZE), min(distance, SQUEEZE_FLOOR))
+    shift = 0.5 * (distance - target) * axis / distance
+    hydrogens = (numbers == 1)
+    moved = positions.copy()
+    for atom, sign in ((a, 1.0), (b, -1.0)):
+        group = np.flatnonzero((topology[atom] == 1) & hydrogens).tolist() + [atom]
+        moved[group] += sign * shift
+    return moved
+
+
 def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, topology: np.ndarray,
              rng: np.random.Generator):
     """The k-th geometry of a molecule (Å) and its noise temperature (K); None when the recipe has no pair to move."""
@@ -212,6 +261,10 @@ def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, to
         kind, temperature = STRETCHES[k % len(STRETCHES)]
         stretched = stretch_bond(conformer, numbers, topology, kind, rng)
         return None if stretched is None else (stretched + noise(rng, n_atoms, temperature), temperature)
+    if recipe == "squeeze":
+        polar, temperature = SQUEEZES[k % len(SQUEEZES)]
+        squeezed = squeeze(conformer, numbers, topology, polar, rng)
+        return None if squeezed is None else (squeezed + noise(rng, n_atoms, temperature), temperature)
     if recipe == "proton":
         low, high, temperature = PROTON_PATH[k % len(PROTON_PATH)]
         moved = move_proton(conformer, numbers, topology, low, high, rng)
@@ -243,7 +296,7 @@ def label(numbers: np.ndarray, made, drop_above: float | None = None) -> list:
 
 
 def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, recipe: str = "thermal"):
-    """Geometries of the thermal, contact, stretch or proton recipe and their xTB labels for one molecule; [] when RDKit
+    """Geometries of the thermal, contact, stretch, proton or squeeze recipe and their xTB labels for one molecule; [] when RDKit
     cannot embed it or xTB fails."""
     rng = np.random.default_rng([seed, mol_index] if recipe == "thermal" else [seed, mol_index, RECIPES.index(recipe)])
     numbers, confs, topology = conformers(smiles, max(1, per_molecule // len(TEMPERATURES)), seed + mol_index)
@@ -323,6 +376,11 @@ RECIPE_TEXT = {
                + f"and {PROTON_PATH[3][0]:.0%}-{PROTON_PATH[3][1]:.0%} with 1000 K noise\n  (Gaussian, 0.02 Å x sqrt(T / 300 K)); "
                + f"only ways that pass no atom but the acceptor closer than {PROTON_CLEARANCE} Å. "
                + f"Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
+    "squeeze": (f"heavy atoms {SQUEEZE_APART} or more bonds apart that face each other within {SQUEEZE_REACH} Å\n  "
+                "(across an intramolecular hydrogen bond, a folded chain) pushed together symmetrically along\n  their axis to "
+                + f"{SQUEEZE[0]:.0%}-{SQUEEZE[1]:.0%} of their distance, not under {SQUEEZE_FLOOR} Å, each with its hydrogens: an O/N pair in the first two\n  "
+                "geometries where the molecule has one, any pair in the other two; 300 K noise, 1000 K in the\n  fourth "
+                + f"(Gaussian, 0.02 Å x sqrt(T / 300 K)). Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
 }
 
 
@@ -378,7 +436,8 @@ def can_extend(built: dict, wanted: dict) -> bool:
 @click.option("--recipe", type=click.Choice(RECIPES), default="thermal", show_default=True,
               help="thermal: noise at 300-1000 K; contact: compressed atom pairs and 2500 K noise (the repulsive wall); "
                    "md: frames of a potential's own hot MD (where it needs labels); stretch: bonds pulled apart (the wall hot MD climbs); "
-                   "proton: hydrogens moved part of the way onto another atom (the hops hot MD made).")
+                   "proton: hydrogens moved part of the way onto another atom (the hops hot MD made); "
+                   "squeeze: atoms 4+ bonds apart pushed together (1-5 and farther contacts).")
 @click.option("--md-model", default=None, help="md recipe: the potential whose MD is sampled [default: the default potential].")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
