@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import huggingface_hub
+import huggingface_hub.constants  # a submodule: not an attribute of the package until imported
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
 from chemzoo.errors import ChecksumError, OfflineError

@@ -60,6 +60,21 @@ def test_registered_model_resolves_from_the_hub_cache_when_not_bundled(hub_env):
     assert folder == snap
 
 
+def test_the_default_cache_is_found_in_a_fresh_process_without_hf_variables(tmp_path):
+    """With neither HF_HUB_CACHE nor HF_HOME set, the cache is huggingface_hub's default (a fresh interpreter: the
+    package's ``constants`` submodule is not an attribute until something imports it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_CACHE", "HF_HOME", "HF_HUB_OFFLINE")}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", "from chemzoo.hub import hub_cache_dir, hub_offline; "
+                          "print(hub_cache_dir()); print(hub_offline())"],
+                         env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(tmp_path / "huggingface" / "hub"), "False"]
+
+
 def test_offline_with_nothing_cached_names_the_variable_the_cache_and_the_repo(hub_env):
     entry = not_bundled(default_model())
     assert source(entry) == "hub"
