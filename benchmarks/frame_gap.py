@@ -24,6 +24,7 @@ from scipy.sparse.csgraph import shortest_path
 
 import chemzoo
 from benchmarks.md_safety import SET_LABELS, held_out_molecules, xtb_calculator
+from benchmarks.wall import energies
 from chemzoo.potentials.bonds import bond_set
 from chemzoo.potentials.md import side_by_side
 
@@ -62,14 +63,7 @@ def main(trajectory, models, molecule_set, molecules, skip, index, frames, every
         cut.append(part)
     i, j = far_pairs(cut[0])
     calcs = {"GFN2-xTB": xtb_calculator(), **{m: chemzoo.calculator(m, min_distance=0.0) for m in models}}
-    energies = {}
-    for name, calc in calcs.items():
-        values = []
-        for part in cut:
-            part = part.copy()
-            part.calc = calc
-            values.append(part.get_potential_energy())
-        energies[name] = np.array(values) - values[0]
+    energy = {name: energies(cut, calc) for name, calc in calcs.items()}
     print(f"# {time.strftime('%Y-%m-%d')}: {SET_LABELS[molecule_set]} {index} along {trajectory} (5 fs per frame); "
           "E - E(first frame) in eV")
     print("| time (fs) | closest heavy pair 4+ bonds apart (Å) | " + " | ".join(calcs) + " |")
@@ -77,7 +71,7 @@ def main(trajectory, models, molecule_set, molecules, skip, index, frames, every
     for k in range(0, len(cut), every):
         d = np.linalg.norm(cut[k].positions[i] - cut[k].positions[j], axis=-1)
         pair = f"{cut[k][i[d.argmin()]].symbol}{i[d.argmin()]}...{cut[k][j[d.argmin()]].symbol}{j[d.argmin()]} {d.min():.2f}" if len(d) else "-"
-        print(f"| {k * 5} | {pair} | " + " | ".join(f"{energies[n][k]:+.2f}" for n in calcs) + " |")
+        print(f"| {k * 5} | {pair} | " + " | ".join(f"{energy[n][k]:+.2f}" for n in calcs) + " |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import click
 import numpy as np
 
 import chemzoo
+from benchmarks.wall import energies
 
 DEFAULT_MODELS = ("schnet-xtb-moses-53k-md4", "painn-xtb-moses-53k")
 MOSES_TEST = Path(__file__).resolve().parent.parent / "tests" / "data" / "moses_test_1k.smi"
@@ -46,15 +47,6 @@ def proton_path(atoms, hydrogen: int, acceptor: int, fractions: np.ndarray) -> l
         moved.positions[hydrogen] = start + f * (end - start)
         frames.append(moved)
     return frames
-
-
-def energies(frames, calc) -> np.ndarray:
-    out = []
-    for atoms in frames:
-        atoms = atoms.copy()
-        atoms.calc = calc
-        out.append(atoms.get_potential_energy())
-    return np.array(out) - out[0]
 
 
 @click.command()

@@ -116,9 +116,10 @@ def noise(rng: np.random.Generator, n_atoms: int, temperature: float) -> np.ndar
 
 
 def move_random_pair(positions: np.ndarray, i: np.ndarray, j: np.ndarray, low: float, high: float,
-                     rng: np.random.Generator, floor: float = 0.0) -> np.ndarray | None:
+                     rng: np.random.Generator, floor: float = 0.0, carries: np.ndarray | None = None) -> np.ndarray | None:
     """``positions`` with one random pair (i[k], j[k]) moved symmetrically along its axis to a random fraction in
-    [low, high) of its distance (not under ``floor`` Å unless already closer); None when there is no pair."""
+    [low, high) of its distance (not under ``floor`` Å unless already closer), each atom taking along the atoms
+    ``carries[atom]`` marks (a boolean matrix; e.g. its hydrogens); None when there is no pair."""
     if len(i) == 0:
         return None
     k = rng.integers(len(i))
@@ -128,8 +129,9 @@ def move_random_pair(positions: np.ndarray, i: np.ndarray, j: np.ndarray, low: f
     target = max(distance * rng.uniform(low, high), min(distance, floor))
     shift = 0.5 * (distance - target) * axis / distance
     moved = positions.copy()
-    moved[a] += shift
-    moved[b] -= shift
+    for atom, sign in ((a, 1.0), (b, -1.0)):
+        group = [atom] if carries is None else [atom, *np.flatnonzero(carries[atom])]
+        moved[group] += sign * shift
     return moved
 
 
@@ -233,21 +235,9 @@ def squeeze(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, po
     """One random pair of ``squeeze_pairs`` pushed together symmetrically along its axis to a random fraction in
     ``SQUEEZE`` of its distance (not under ``SQUEEZE_FLOOR`` Å), each atom carrying its hydrogens (an O-H keeps its
     length while its O moves); None when the molecule has no such pair."""
-    i, j = squeeze_pairs(positions, numbers, topology, polar)
-    if len(i) == 0:
-        return None
-    k = rng.integers(len(i))
-    a, b = i[k], j[k]
-    axis = positions[b] - positions[a]
-    distance = np.linalg.norm(axis)
-    target = max(distance * rng.uniform(*SQUEEZE), min(distance, SQUEEZE_FLOOR))
-    shift = 0.5 * (distance - target) * axis / distance
-    hydrogens = (numbers == 1)
-    moved = positions.copy()
-    for atom, sign in ((a, 1.0), (b, -1.0)):
-        group = np.flatnonzero((topology[atom] == 1) & hydrogens).tolist() + [atom]
-        moved[group] += sign * shift
-    return moved
+    hydrogens = (topology == 1) & (numbers == 1)[None]
+    return move_random_pair(positions, *squeeze_pairs(positions, numbers, topology, polar), *SQUEEZE, rng,
+                            SQUEEZE_FLOOR, carries=hydrogens)
 
 
 def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, topology: np.ndarray,
