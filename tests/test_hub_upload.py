@@ -171,3 +171,55 @@ def test_unbundle_moves_a_checkpoint_out_and_refuses_the_default(tmp_path):
     default = default_model("potential").name
     with pytest.raises(click.ClickException, match=f"{default} is its family's default; make another model the default first"):
         unbundle(default, registry, tmp_path / "kept")
+
+
+def test_stage_bundle_keeps_the_wheel_within_its_limit_and_replace_moves_the_superseded_model_out(tmp_path, monkeypatch):
+    """Issue 10: `stage --bundle` refuses a checkpoint that would take the bundle over MAX_BUNDLE_BYTES, before
+    copying anything; `--replace OLD` counts OLD as gone and moves it to the kept folder, still registered."""
+    import hub_upload.kept as kept
+    import hub_upload.stage as stage
+
+    package = tmp_path / "pkg"
+    (package / "checkpoints").mkdir(parents=True)
+    shutil.copy(REGISTRY_FILE_REAL, package / "registry.json")
+    small, large = "schnet-4.5k-xtb-moses-30k", "schnet-15.4k-xtb-moses-30k"
+    for name in (small, large):
+        shutil.copytree(REGISTRY_FILE_REAL.parent / "checkpoints" / name, package / "checkpoints" / name)
+    bundle = kept.bundle_bytes(package / "checkpoints")
+    small_bytes = stage.folder_bytes(package / "checkpoints" / small)
+    monkeypatch.setattr(stage, "REGISTRY_FILE", package / "registry.json")
+    monkeypatch.setattr(stage, "MAX_BUNDLE_BYTES", bundle + small_bytes // 2)
+    monkeypatch.setattr(kept, "KEPT_DIR", tmp_path / "kept")
+    new = [str(REGISTRY_FILE_REAL.parent / "checkpoints" / small), "--name", "schnet-new", "--bundle"]
+
+    refused = CliRunner().invoke(main, new)
+    assert refused.exit_code == 1 and "over the" in refused.output and "--replace OLD" in refused.output
+    assert not (package / "checkpoints" / "schnet-new").exists()
+    wrong = CliRunner().invoke(main, new + ["--replace", "chemgpt-2.7m-moses"])
+    assert wrong.exit_code == 2 and "chemgpt-2.7m-moses is a chemgpt model, not potential" in wrong.output
+    wrong = CliRunner().invoke(main, new + ["--replace", "schnet-xtb-moses-53k-md4"])
+    assert wrong.exit_code == 2 and "schnet-xtb-moses-53k-md4 is not bundled" in wrong.output
+
+    ok = CliRunner().invoke(main, new + ["--replace", large])
+    assert ok.exit_code == 0, ok.output
+    assert (package / "checkpoints" / "schnet-new" / "model.safetensors").is_file()
+    assert not (package / "checkpoints" / large).exists() and (tmp_path / "kept" / large / "model.safetensors").is_file()
+    rows = {m["name"]: m for m in json.loads((package / "registry.json").read_text())["models"]}
+    assert rows["schnet-new"]["bundled"] and not rows[large]["bundled"]
+    assert kept.bundle_bytes(package / "checkpoints") == bundle - stage.folder_bytes(tmp_path / "kept" / large) + small_bytes
+
+
+def test_stage_replace_refuses_to_strand_the_default(tmp_path, monkeypatch):
+    import hub_upload.stage as stage
+
+    package = tmp_path / "pkg"
+    (package / "checkpoints").mkdir(parents=True)
+    shutil.copy(REGISTRY_FILE_REAL, package / "registry.json")
+    monkeypatch.setattr(stage, "REGISTRY_FILE", package / "registry.json")
+    default = default_model("potential").name
+    folder = REGISTRY_FILE_REAL.parent / "checkpoints" / "schnet-4.5k-xtb-moses-30k"
+    result = CliRunner().invoke(main, [str(folder), "--name", "schnet-new", "--bundle", "--replace", default])
+    assert result.exit_code == 2 and f"{default} is its family's default" in result.output
+    assert not (package / "checkpoints" / "schnet-new").exists()
+    result = CliRunner().invoke(main, [str(folder), "--name", "schnet-new", "--replace", default])
+    assert result.exit_code == 2 and "--replace is for --bundle" in result.output
