@@ -132,6 +132,7 @@ def release_free_memory() -> None:
 
 
 EDGE_BLOCK_BYTES = 16 * 2**20  # on a CPU, per-edge tensors are built in blocks of at most this size
+CACHE_BLOCK_BYTES = 2**20  # on a CPU, for passes of a few elementwise operations per edge: blocks that stay in cache
 EDGE_BLOCK_BYTES_ACCELERATOR = 2**30  # on a GPU, only to bound memory: each block costs kernel launches
 
 

@@ -27,10 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from chemzoo.potentials.filter_table import FilterTable
-from chemzoo.potentials.layers import edge_blocks, folded_bias
-
-
-CACHE_BLOCK_BYTES = 2**20  # tabulated path: 1 MB per (pairs, F) float32 tensor; 1.7x faster than 4 MB on 1k-8k atoms
+from chemzoo.potentials.layers import CACHE_BLOCK_BYTES, edge_blocks, folded_bias
 
 
 class FusedSchNet(torch.autograd.Function):
@@ -166,6 +163,7 @@ def tabulated_forward(ctx, lengths, plan, h, i, j):
     in the backward, interaction by interaction."""
     table, features = plan.table, h.shape[1]
     blocks = []
+    # 1 MB per (pairs, F) float32 tensor: 1.7x faster than 4 MB on 1k-8k atoms
     for b in edge_blocks(len(lengths), features, lengths.device, cpu_bytes=CACHE_BLOCK_BYTES):
         index, t = table.locate(lengths[b])
         blocks.append(TableBlock(index, t, torch.cat([j[b], i[b]]), torch.cat([i[b], j[b]])))
