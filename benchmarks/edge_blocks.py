@@ -15,15 +15,20 @@ from __future__ import annotations
 import time
 
 import click
+import numpy as np
 
 import chemzoo
 from benchmarks.batched import DATA
-from benchmarks.potential import aspirin, water_box
+from benchmarks.potential import call_times, systems
 from chemzoo.potentials import painn, schnet_fused
 from chemzoo.potentials.datasets import load_dataset, structures as dataset_structures
 
 SETTING = {"painn": (painn, "LEAN_BLOCK_BYTES"), "schnet": (schnet_fused, "CACHE_BLOCK_BYTES")}
-REPEATS = {"aspirin": 50, "~1k atoms": 3, "~8k atoms": 1}
+
+
+def repeats(atoms) -> int:
+    """Calls timed per turn: many on a small molecule, one on the ~8k-atom box."""
+    return 50 if len(atoms) < 100 else 3 if len(atoms) < 5000 else 1
 
 
 def best(call, repeats: int) -> float:
@@ -46,19 +51,15 @@ def main(model, sizes, rounds):
     if architecture not in SETTING:
         raise click.BadParameter(f"{model} is a {architecture} model; this compares {', '.join(SETTING)}", param_hint="-m")
     module, name = SETTING[architecture]
-    systems = {"aspirin": aspirin(), "~1k atoms": water_box(1000), "~8k atoms": water_box(8000)}
+    boxes, rng = systems(), np.random.default_rng(0)
     molecules = dataset_structures(load_dataset(DATA), range(128), labels=False)
-    rows = {k: {} for k in [*systems, "molecules one by one", "molecules in batches of 64"]}
+    rows = {k: {} for k in [*boxes, "molecules one by one", "molecules in batches of 64"]}
     for _ in range(rounds):
         for mb in sizes:
             setattr(module, name, int(mb * 2**20))
-            for label, atoms in systems.items():
-                def one(atoms=atoms):
-                    atoms.calc = calc
-                    calc.reset()
-                    atoms.get_forces()
-                one()
-                rows[label][mb] = min(rows[label].get(mb, float("inf")), best(one, REPEATS[label]))
+            for label, atoms in boxes.items():
+                t = min(call_times(calc, atoms, 1 + repeats(atoms), rng)[1:])  # the first call warms up
+                rows[label][mb] = min(rows[label].get(mb, float("inf")), t)
             for label, batch in (("molecules one by one", 1), ("molecules in batches of 64", 64)):
                 calc.evaluate(molecules[:batch], batch_size=batch)
                 t = best(lambda: calc.evaluate(molecules, batch_size=batch), 2) / len(molecules)

@@ -25,10 +25,25 @@ KEPT_DIR = Path(__file__).resolve().parent / "kept"
 MAX_BUNDLE_BYTES = 60_000_000  # all of chemzoo/checkpoints (issue 10)
 
 
+def folder_bytes(folder: Path) -> int:
+    """Bytes of every file under ``folder``."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def bundle_bytes(checkpoints: Path | None = None) -> int:
     """Bytes of every bundled checkpoint file (``chemzoo/checkpoints``)."""
-    checkpoints = checkpoints or REGISTRY_FILE.parent / "checkpoints"
-    return sum(p.stat().st_size for p in checkpoints.rglob("*") if p.is_file())
+    return folder_bytes(checkpoints or REGISTRY_FILE.parent / "checkpoints")
+
+
+def bundled_row(data: dict, name: str) -> dict:
+    """The registry row (of ``data``, a parsed registry) of a bundled model; an error if it is not registered or
+    not bundled."""
+    row = next((m for m in data["models"] if m["name"] == name), None)
+    if row is None:
+        raise click.ClickException(f"{name} is not registered")
+    if not row["bundled"]:
+        raise click.ClickException(f"{name} is not bundled")
+    return row
 
 
 def unbundle(name: str, registry: Path | None = None, kept: Path | None = None) -> Path:
@@ -36,11 +51,7 @@ def unbundle(name: str, registry: Path | None = None, kept: Path | None = None) 
     checksums unchanged); return its new folder."""
     registry, kept = registry or REGISTRY_FILE, kept or KEPT_DIR
     data = json.loads(registry.read_text())
-    row = next((m for m in data["models"] if m["name"] == name), None)
-    if row is None:
-        raise click.ClickException(f"{name} is not registered")
-    if not row["bundled"]:
-        raise click.ClickException(f"{name} is not bundled")
+    row = bundled_row(data, name)
     if row["default"]:
         raise click.ClickException(f"{name} is its family's default; make another model the default first")
     source = registry.parent / "checkpoints" / name

@@ -24,7 +24,7 @@ import click
 from chemzoo.hub import PICKLE_SUFFIXES, sha256
 from chemzoo.registry import REGISTRY_FILE
 from hub_upload import kept
-from hub_upload.kept import MAX_BUNDLE_BYTES, bundle_bytes
+from hub_upload.kept import MAX_BUNDLE_BYTES, bundle_bytes, bundled_row, folder_bytes
 
 HUB_ORG = "chemzoo"
 MAX_BUNDLED_BYTES = 20 * 1024 * 1024
@@ -64,16 +64,14 @@ def write_registry_row(row: dict, registry: Path | None = None) -> None:
     registry.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 def check_replaced(replaced: str, family: str, default: bool) -> None:
     """Refuse, before anything is copied, a ``--replace`` that could not be moved out afterwards."""
     data = json.loads(REGISTRY_FILE.read_text()) if REGISTRY_FILE.exists() else {"models": []}
-    row = next((m for m in data["models"] if m["name"] == replaced), None)
-    problem = ("is not registered" if row is None else "is not bundled" if not row["bundled"]
-               else f"is a {row['family']} model, not {family}" if row["family"] != family
+    try:
+        row = bundled_row(data, replaced)
+    except click.ClickException as exc:
+        raise click.BadParameter(exc.message, param_hint="--replace") from None
+    problem = (f"is a {row['family']} model, not {family}" if row["family"] != family
                else "is its family's default; the new model must be the default (--default) to replace it"
                if row["default"] and not default else None)
     if problem:
@@ -108,7 +106,7 @@ def check_bundle_room(folder: Path, checkpoints: Path, name: str, replaced: str 
 @click.option("--push", is_flag=True, help="Upload to the hub (otherwise a dry run lists what would be sent).")
 def main(folder, name, bundle, default, description, replaced, push):
     """Verify, register, bundle and (optionally) publish a checkpoint folder."""
-    check_folder(folder)
+    meta = check_folder(folder)
     if replaced and not bundle:
         raise click.UsageError("--replace is for --bundle: it makes room in the wheel for the new checkpoint")
     if bundle:
@@ -118,7 +116,7 @@ def main(folder, name, bundle, default, description, replaced, push):
             raise click.BadParameter(f"{name!r} is not a plain model name (letters, digits, '.', '_', '-')",
                                      param_hint="--name")
         if replaced:
-            check_replaced(replaced, check_folder(folder)["family"], default)
+            check_replaced(replaced, meta["family"], default)
         check_bundle_room(folder, checkpoints, name, replaced)
         target = REGISTRY_FILE.parent / "checkpoints" / name
         if target.exists():
