@@ -11,10 +11,12 @@ import pytest
 
 import chemzoo
 from chemzoo.potentials.datasets import load_dataset
-from training.potentials.dataset import build_chunk
+from training.potentials.dataset import SPLIT_FRACTIONS, build_chunk
 from training.potentials.train import train
 
 SLICE = Path(__file__).parent / "data" / "xtb-moses-200"
+
+SPLITS = list(SPLIT_FRACTIONS)  # build_chunk's molecules to label: all splits
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +45,30 @@ def test_splits_are_by_molecule(data):
 
 
 def test_finished_chunks_are_not_redone(tmp_path):
-    job = (0, ["CCO"], 0, 2, 0, "thermal", None, tmp_path)
+    job = (0, ["CCO"], 0, 2, 0, "thermal", None, SPLITS, tmp_path)
     assert build_chunk(job)[1] == 2
     chunk = tmp_path / "chunk-00000.npz"
     stamp = chunk.stat().st_mtime_ns
     assert build_chunk(job)[1] == 2 and chunk.stat().st_mtime_ns == stamp
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_a_split_alone_is_the_full_builds_structures_of_that_split(tmp_path):
+    """--split test labels the test molecules only, with the structures the full build gives them; a chunk with
+    none of them is still a valid (empty) chunk."""
+    from training.potentials.dataset import split_of
+
+    first = next(m for m in range(100) if split_of(m, 0) == "test" and split_of(m + 1, 0) == "train")
+    full, part = tmp_path / "full", tmp_path / "part"
+    full.mkdir(), part.mkdir()
+    assert build_chunk((0, ["CCO", "CC=O"], first, 2, 0, "thermal", None, SPLITS, full))[1:] == (4, 0)
+    assert build_chunk((0, ["CCO", "CC=O"], first, 2, 0, "thermal", None, ["test"], part))[1:] == (2, 0)
+    assert build_chunk((1, ["CC=O"], first + 1, 2, 0, "thermal", None, ["test"], part))[1:] == (0, 0)
+    a, b = load_dataset(full), load_dataset(part)
+    assert b["mol_index"].tolist() == [first, first] and b["split"].tolist() == ["test", "test"]
+    assert b["n_atoms"].tolist() == [9, 9]  # ethanol's, not acetaldehyde's
+    np.testing.assert_array_equal(b["positions"], a["positions"][:18])
+    np.testing.assert_array_equal(b["energy"], a["energy"][:2])
 
 
 RUN = dict(family="potential", name="schnet-test", data=str(SLICE), architecture="schnet", features=16,
@@ -242,7 +262,7 @@ def test_md_recipe_labels_a_potentials_own_hot_trajectory_with_xtb(tmp_path):
     from training.potentials.dataset import split_of
     from training.potentials.sampling import start_temperature
 
-    job = (0, ["CCO", "CC(=O)O"], 4, 2, 0, "md", "schnet-xtb-moses-53k-contact", tmp_path)
+    job = (0, ["CCO", "CC(=O)O"], 4, 2, 0, "md", "schnet-xtb-moses-53k-contact", SPLITS, tmp_path)
     assert build_chunk(job)[1:] == (4, 0)
     got = load_dataset(tmp_path)
     assert got["mol_index"].tolist() == [4, 4, 5, 5]

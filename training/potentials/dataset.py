@@ -41,7 +41,9 @@ by ``tblite`` GFN2-xTB:
 Splits are by molecule (80/10/10). Molecules are processed in chunks written atomically as
 ``chunk-NNNNN.npz``: an interruption loses at most the chunks in progress, and rerunning the same command skips finished chunks. Rerunning with a larger
 ``--molecules`` (same seed and chunk size) grows the dataset: the molecules are a prefix of one
-seeded order, so the existing chunks stay valid. ``README.md`` is the dataset card.
+seeded order, so the existing chunks stay valid. ``--split test`` labels only the molecules of that split (the
+same structures as the full build's test split, in a fraction of the time): a held-out evaluation set for
+``training.potentials.evaluate``. ``README.md`` is the dataset card.
 """
 
 from __future__ import annotations
@@ -296,15 +298,17 @@ def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, re
     return label(numbers, [m for m in made if m is not None], None if recipe == "thermal" else MAX_FORCE)
 
 
-def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed: int, md_model: str) -> list[list]:
+def label_md_chunk(smiles: list[str | None], first_index: int, per_molecule: int, seed: int, md_model: str) -> list[list]:
     """The ``md`` recipe for one chunk: frames of ``md_model``'s NVE from each molecule's conformer
-    (``training.potentials.sampling``), labelled by xTB; per molecule its labelled frames ([] if none)."""
+    (``training.potentials.sampling``), labelled by xTB; per molecule its labelled frames ([] if none or skipped: None)."""
     from ase import Atoms
 
     import chemzoo
 
     embedded = []  # (offset in the chunk, numbers, conformer)
     for offset, smi in enumerate(smiles):
+        if smi is None:
+            continue
         numbers, confs, _ = conformers(smi, 1, seed + first_index + offset)
         if confs:
             embedded.append((offset, numbers, confs[0]))
@@ -318,20 +322,23 @@ def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed:
 
 
 def build_chunk(args) -> tuple[int, int, int]:
-    chunk, smiles, first_index, per_molecule, seed, recipe, md_model, out = args
+    chunk, smiles, first_index, per_molecule, seed, recipe, md_model, splits, out = args
     path = out / f"chunk-{chunk:05d}.npz"
     if path.exists():
         return chunk, int(np.load(path)["energy"].shape[0]), 0
+    # molecules of other splits than ``splits`` are not labelled (None)
+    smiles = [smi if split_of(first_index + offset, seed) in splits else None for offset, smi in enumerate(smiles)]
     if recipe == "md":
         labelled = label_md_chunk(smiles, first_index, per_molecule, seed, md_model)
     else:
-        labelled = [label_molecule(smi, first_index + offset, per_molecule, seed, recipe) for offset, smi in enumerate(smiles)]
+        labelled = [[] if smi is None else label_molecule(smi, first_index + offset, per_molecule, seed, recipe)
+                    for offset, smi in enumerate(smiles)]
     rows = [(first_index + offset, *r) for offset, found in enumerate(labelled) for r in found]
-    failed = sum(found == [] for found in labelled)
+    failed = sum(found == [] and smi is not None for found, smi in zip(labelled, smiles))
     n_atoms = np.array([len(r[1]) for r in rows], dtype=np.int32)
     arrays = dict(
         mol_index=np.array([r[0] for r in rows], dtype=np.int64),
-        split=np.array([split_of(r[0], seed) for r in rows]),
+        split=np.array([split_of(r[0], seed) for r in rows], dtype="<U5"),  # typed: a chunk may hold none
         n_atoms=n_atoms,
         numbers=np.concatenate([r[1] for r in rows]).astype(np.int8) if rows else np.zeros(0, np.int8),
         positions=np.concatenate([r[2] for r in rows]) if rows else np.zeros((0, 3)),
@@ -387,13 +394,15 @@ def write_card(out: Path, config: dict, seconds: float) -> dict:
                  force_component_std_eV_per_A=float(data["forces"].std()),
                  force_norm_eV_per_A=dict(mean=float(fnorm.mean()), max=float(fnorm.max())))
     (out / "dataset.json").write_text(json.dumps({"config": config, "stats": stats}, indent=2) + "\n")
-    cmd = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in config.items() if k != "out")
+    cmd = " ".join(" ".join(f"--{k.rstrip('s').replace('_', '-')} {x}" for x in v) if k == "splits" else
+                   f"--{k.replace('_', '-')} {v}" for k, v in config.items() if k != "out")
+    only = f"\n  Only the {' and '.join(config['splits'])} split{'s' * (len(config['splits']) > 1)} labelled." if "splits" in config else ""
     (out / "README.md").write_text(f"""# GFN2-xTB energies and forces of MOSES molecules
 
 Built by `python -m training.potentials.dataset {cmd} --out {out.name}` ({seconds / 60:.0f} min of labelling).
 
 - Molecules: a seeded random subset of MOSES train (from the `molsets` wheel), split by molecule
-  80/10/10: {molecules}.
+  80/10/10: {molecules}.{only}
 - Geometries: RDKit ETKDG conformers relaxed with MMFF94, then {RECIPE_TEXT[config.get("recipe", "thermal")]}
 - Labels: `tblite` GFN2-xTB total energy (eV) and forces (eV/Å).
 - Structures: {stats['structures']} ({counts}); mean {stats['atoms_mean']:.1f} atoms; elements {elements}.
@@ -429,13 +438,19 @@ def can_extend(built: dict, wanted: dict) -> bool:
                    "proton: hydrogens moved part of the way onto another atom (the hops hot MD made); "
                    "squeeze: atoms 4+ bonds apart pushed together (1-5 and farther contacts).")
 @click.option("--md-model", default=None, help="md recipe: the potential whose MD is sampled [default: the default potential].")
+@click.option("--split", "splits", type=click.Choice(list(SPLIT_FRACTIONS)), multiple=True,
+              help="Label only this split's molecules (repeatable; e.g. --split test: a held-out evaluation set, the same "
+                   "structures as the full build's test split) [default: all].")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def main(molecules, per_molecule, chunk_molecules, seed, recipe, md_model, workers, out):
+def main(molecules, per_molecule, chunk_molecules, seed, recipe, md_model, splits, workers, out):
     """Label MOSES molecules with GFN2-xTB in resumable chunks."""
     out.mkdir(parents=True, exist_ok=True)
     config = dict(molecules=molecules, per_molecule=per_molecule, chunk_molecules=chunk_molecules, seed=seed,
                   recipe=recipe)
+    splits = [s for s in SPLIT_FRACTIONS if s in splits] if splits else list(SPLIT_FRACTIONS)
+    if len(splits) < len(SPLIT_FRACTIONS):  # recorded only when a part is labelled (older folders have every split)
+        config["splits"] = splits
     if recipe == "md":
         import chemzoo
 
@@ -449,7 +464,7 @@ def main(molecules, per_molecule, chunk_molecules, seed, recipe, md_model, worke
     train = moses.read_smiles("train")
     chosen = np.random.default_rng(seed).permutation(len(train))[:molecules]
     smiles = [train[i] for i in chosen]
-    jobs = [(c, smiles[s : s + chunk_molecules], s, per_molecule, seed, recipe, config.get("md_model"), out)
+    jobs = [(c, smiles[s : s + chunk_molecules], s, per_molecule, seed, recipe, config.get("md_model"), splits, out)
             for c, s in enumerate(range(0, molecules, chunk_molecules))]
     start, total, failed = time.time(), 0, 0
     with mp.get_context("spawn").Pool(workers) as pool, tqdm(total=len(jobs), desc="xTB chunks", unit="chunk") as bar:
