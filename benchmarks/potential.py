@@ -384,7 +384,9 @@ def peer_importable(name: str, module: str) -> bool:
 @click.option("--ani-python", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Interpreter of a venv with torchani.")
 @click.option("--correlation", type=click.IntRange(1, 3), default=3, show_default=True, help="MACE's body order.")
-def main(arch, repeats, mace_python, nequip_python, ani_python, correlation):
+@click.option("--system", "only", type=click.Choice(["aspirin", "1k", "8k"]), multiple=True,
+              help="Only these systems (repeatable) [default: all three]; e.g. a second look at aspirin alone.")
+def main(arch, repeats, mace_python, nequip_python, ani_python, correlation, only):
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     PYTHON.update({k: v for k, v in {"MACE": mace_python, "nequip": nequip_python, "ANI-2x architecture": ani_python}.items() if v})
     if arch == "schnet":
@@ -411,7 +413,8 @@ def main(arch, repeats, mace_python, nequip_python, ani_python, correlation):
     print("# each peer in a process of its own, peers in turns (4 rounds), one untimed call per turn, medians")
     reference = names[-1]
     rows, per_call = [], {}
-    for label, atoms in systems().items():
+    chosen = {k: v for (k, v), key in zip(systems().items(), ("aspirin", "1k", "8k")) if not only or key in only}
+    for label, atoms in chosen.items():
         n = repeats * 25 if len(atoms) < 100 else max(1, repeats // (2 if len(atoms) < 2000 else 4))
         results = interleaved(names, label, n, correlation=correlation)
         base, ours = results[reference], results[names[0]]
@@ -425,7 +428,7 @@ def main(arch, repeats, mace_python, nequip_python, ani_python, correlation):
     for r in rows:
         print("| " + " | ".join(r) + " |")
     sizes = sorted({n for _, n in per_call if n > 100})
-    for name in names:
+    for name in names if len(sizes) == 2 else []:
         ratio = per_call[(name, sizes[1])] / per_call[(name, sizes[0])]
         print(f"# {name}: time per call grows {ratio:.1f}x from {sizes[0]} to {sizes[1]} atoms "
               f"({sizes[1] / sizes[0]:.1f}x the atoms; linear would be {sizes[1] / sizes[0]:.1f}x)")
