@@ -19,7 +19,7 @@ import chemzoo
 from chemzoo.potentials.datasets import load_dataset, structures as dataset_structures
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "xtb-moses-200"
-MODELS = ("schnet-xtb-moses-53k-md5", "painn-xtb-moses-53k", "nequip-xtb-moses-53k")
+MODELS = ("schnet-xtb-moses-53k-md7", "painn-xtb-moses-53k", "nequip-xtb-moses-53k")
 
 
 @click.command()
