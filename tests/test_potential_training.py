@@ -71,6 +71,15 @@ def test_a_split_alone_is_the_full_builds_structures_of_that_split(tmp_path):
     np.testing.assert_array_equal(b["energy"], a["energy"][:2])
 
 
+def test_a_split_alone_is_refused_for_the_md_recipe(tmp_path):
+    from click.testing import CliRunner
+
+    from training.potentials.dataset import main
+
+    result = CliRunner().invoke(main, ["--recipe", "md", "--split", "test", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--split is for the per-molecule recipes" in result.output
+
+
 RUN = dict(family="potential", name="schnet-test", data=str(SLICE), architecture="schnet", features=16,
            interactions=2, lmax=1, cutoff=4.0, n_train=96, epochs=1, batch_size=16, lr=1e-3, seed=0, devices=1,
            ckpt_every=50)

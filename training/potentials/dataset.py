@@ -42,7 +42,7 @@ Splits are by molecule (80/10/10). Molecules are processed in chunks written ato
 ``chunk-NNNNN.npz``: an interruption loses at most the chunks in progress, and rerunning the same command skips finished chunks. Rerunning with a larger
 ``--molecules`` (same seed and chunk size) grows the dataset: the molecules are a prefix of one
 seeded order, so the existing chunks stay valid. ``--split test`` labels only the molecules of that split (the
-same structures as the full build's test split, in a fraction of the time): a held-out evaluation set for
+same structures as the full build's test split, in a fraction of the time; not for the md recipe): a held-out evaluation set for
 ``training.potentials.evaluate``. ``README.md`` is the dataset card.
 """
 
@@ -457,6 +457,8 @@ def main(molecules, per_molecule, chunk_molecules, seed, recipe, md_model, split
         config["md_model"] = md_model or chemzoo.default_model("potential").name
     elif md_model:
         raise click.UsageError("--md-model is for --recipe md")
+    if splits and recipe == "md":  # one MD run per chunk draws every molecule's velocities: a part would differ
+        raise click.UsageError("--split is for the per-molecule recipes; the md recipe's chunks are simulated together")
     config_file = out / "build.json"
     if config_file.exists() and not can_extend(json.loads(config_file.read_text()), config):
         raise click.UsageError(f"{out} was built with another config ({config_file}); use a new --out")
