@@ -78,6 +78,11 @@ def test_a_split_alone_is_refused_for_the_md_recipe(tmp_path):
 
     result = CliRunner().invoke(main, ["--recipe", "md", "--split", "test", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--split is for the per-molecule recipes" in result.output
+    # without --split the md recipe gets past that check (here to the next one: a folder built otherwise)
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y" / "build.json").write_text(json.dumps({"molecules": 1, "recipe": "thermal"}))
+    result = CliRunner().invoke(main, ["--recipe", "md", "--md-model", "schnet-xtb-moses-53k-md7", "--out", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "was built with another config" in result.output
 
 
 RUN = dict(family="potential", name="schnet-test", data=str(SLICE), architecture="schnet", features=16,

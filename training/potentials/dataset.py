@@ -298,17 +298,15 @@ def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, re
     return label(numbers, [m for m in made if m is not None], None if recipe == "thermal" else MAX_FORCE)
 
 
-def label_md_chunk(smiles: list[str | None], first_index: int, per_molecule: int, seed: int, md_model: str) -> list[list]:
+def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed: int, md_model: str) -> list[list]:
     """The ``md`` recipe for one chunk: frames of ``md_model``'s NVE from each molecule's conformer
-    (``training.potentials.sampling``), labelled by xTB; per molecule its labelled frames ([] if none or skipped: None)."""
+    (``training.potentials.sampling``), labelled by xTB; per molecule its labelled frames ([] if none)."""
     from ase import Atoms
 
     import chemzoo
 
     embedded = []  # (offset in the chunk, numbers, conformer)
     for offset, smi in enumerate(smiles):
-        if smi is None:
-            continue
         numbers, confs, _ = conformers(smi, 1, seed + first_index + offset)
         if confs:
             embedded.append((offset, numbers, confs[0]))
@@ -326,15 +324,15 @@ def build_chunk(args) -> tuple[int, int, int]:
     path = out / f"chunk-{chunk:05d}.npz"
     if path.exists():
         return chunk, int(np.load(path)["energy"].shape[0]), 0
-    # molecules of other splits than ``splits`` are not labelled (None)
-    smiles = [smi if split_of(first_index + offset, seed) in splits else None for offset, smi in enumerate(smiles)]
+    # the per-molecule recipes label only the molecules of ``splits``; the md recipe's chunk is simulated whole
+    wanted = [recipe == "md" or split_of(first_index + offset, seed) in splits for offset in range(len(smiles))]
     if recipe == "md":
         labelled = label_md_chunk(smiles, first_index, per_molecule, seed, md_model)
     else:
-        labelled = [[] if smi is None else label_molecule(smi, first_index + offset, per_molecule, seed, recipe)
-                    for offset, smi in enumerate(smiles)]
+        labelled = [label_molecule(smi, first_index + offset, per_molecule, seed, recipe) if want else []
+                    for offset, (smi, want) in enumerate(zip(smiles, wanted))]
     rows = [(first_index + offset, *r) for offset, found in enumerate(labelled) for r in found]
-    failed = sum(found == [] and smi is not None for found, smi in zip(labelled, smiles))
+    failed = sum(found == [] and want for found, want in zip(labelled, wanted))
     n_atoms = np.array([len(r[1]) for r in rows], dtype=np.int32)
     arrays = dict(
         mol_index=np.array([r[0] for r in rows], dtype=np.int64),
@@ -394,8 +392,8 @@ def write_card(out: Path, config: dict, seconds: float) -> dict:
                  force_component_std_eV_per_A=float(data["forces"].std()),
                  force_norm_eV_per_A=dict(mean=float(fnorm.mean()), max=float(fnorm.max())))
     (out / "dataset.json").write_text(json.dumps({"config": config, "stats": stats}, indent=2) + "\n")
-    cmd = " ".join(" ".join(f"--{k.rstrip('s').replace('_', '-')} {x}" for x in v) if k == "splits" else
-                   f"--{k.replace('_', '-')} {v}" for k, v in config.items() if k != "out")
+    cmd = " ".join(" ".join(f"--split {x}" for x in v) if k == "splits" else f"--{k.replace('_', '-')} {v}"
+                   for k, v in config.items() if k != "out")
     only = f"\n  Only the {' and '.join(config['splits'])} split{'s' * (len(config['splits']) > 1)} labelled." if "splits" in config else ""
     (out / "README.md").write_text(f"""# GFN2-xTB energies and forces of MOSES molecules
 
@@ -448,6 +446,8 @@ def main(molecules, per_molecule, chunk_molecules, seed, recipe, md_model, split
     out.mkdir(parents=True, exist_ok=True)
     config = dict(molecules=molecules, per_molecule=per_molecule, chunk_molecules=chunk_molecules, seed=seed,
                   recipe=recipe)
+    if splits and recipe == "md":  # one MD run per chunk draws every molecule's velocities: a part would differ
+        raise click.UsageError("--split is for the per-molecule recipes; the md recipe's chunks are simulated together")
     splits = [s for s in SPLIT_FRACTIONS if s in splits] if splits else list(SPLIT_FRACTIONS)
     if len(splits) < len(SPLIT_FRACTIONS):  # recorded only when a part is labelled (older folders have every split)
         config["splits"] = splits
@@ -457,8 +457,6 @@ def main(molecules, per_molecule, chunk_molecules, seed, recipe, md_model, split
         config["md_model"] = md_model or chemzoo.default_model("potential").name
     elif md_model:
         raise click.UsageError("--md-model is for --recipe md")
-    if splits and recipe == "md":  # one MD run per chunk draws every molecule's velocities: a part would differ
-        raise click.UsageError("--split is for the per-molecule recipes; the md recipe's chunks are simulated together")
     config_file = out / "build.json"
     if config_file.exists() and not can_extend(json.loads(config_file.read_text()), config):
         raise click.UsageError(f"{out} was built with another config ({config_file}); use a new --out")
