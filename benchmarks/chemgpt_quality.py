@@ -15,6 +15,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import Callable
 
 import click
 import numpy as np
@@ -51,30 +52,37 @@ def chemnet_statistics(smiles: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return act.mean(0), np.cov(act.T)
 
 
-def fcd_to_moses_test(smiles: list[str]) -> float | None:
-    """FCD between ``smiles`` and all of MOSES test (its statistics cached); None without ``fcd``."""
+def fcd_to_reference(smiles: list[str], key: str, reference: Callable[[], list[str]]) -> float | None:
+    """FCD between ``smiles`` and a reference set (its ChemNet statistics cached under ``key``); None
+    without the ``fcd`` package."""
     try:
         import fcd
     except ImportError:
         return None
-    path = moses.default_cache() / f"moses-test-chemnet-fcd{fcd.__version__}.npz"
+    path = moses.default_cache() / f"{key}-chemnet-fcd{fcd.__version__}.npz"
     if not path.exists():
-        mu, sigma = chemnet_statistics(moses.read_smiles("test"))
+        mu, sigma = chemnet_statistics(reference())
         np.savez(path, mu=mu, sigma=sigma)
     ref = np.load(path, allow_pickle=False)
     mu, sigma = chemnet_statistics(smiles)
     return float(fcd.calculate_frechet_distance(mu1=mu, sigma1=sigma, mu2=ref["mu"], sigma2=ref["sigma"]))
 
 
+def fcd_to_moses_test(smiles: list[str]) -> float | None:
+    """FCD between ``smiles`` and all of MOSES test; None without ``fcd``."""
+    return fcd_to_reference(smiles, "moses-test", lambda: moses.read_smiles("test"))
+
+
 @click.command()
 @click.option("-m", "--model", "model_name", default=None, help="Model [default: the bundled ChemGPT].")
 @click.option("--n", default=10_000, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--temperature", type=float, default=None, help="[default: the model's own, from its generation_config.json]")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the numbers here.")
 def main(model_name, n, seed, temperature, json_out):
     gpt = chemzoo.load(model_name)
     result = chemzoo.sample(gpt, n=n, seed=seed, temperature=temperature, progress=True)
+    temperature = result.settings["temperature"]
     train = moses_train_hashes()
 
     def in_moses_train(canonical):

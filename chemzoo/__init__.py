@@ -85,11 +85,12 @@ def _chemgpt(model):
     return model if isinstance(model, ChemGPT) else load(model, family="chemgpt")
 
 
-def sample(model=None, n: int = 100, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+def sample(model=None, n: int = 100, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
            seed: int = 0, batch_size: int = 512, max_length: int | None = None, progress: bool = False,
            log_likelihood: bool = False):
     """Sample ``n`` molecules from a ChemGPT (a loaded model or a name), with ``log_likelihood`` each one's
-    log-likelihood as sampled (nats); see ``chemzoo.lm.sampler.sample``."""
+    log-likelihood as sampled (nats); ``temperature=None`` is the model's own (its generation_config.json,
+    else 1.0); see ``chemzoo.lm.sampler.sample``."""
     from chemzoo.lm.sampler import sample as _sample
 
     return _sample(_chemgpt(model), n, temperature, top_k, top_p, seed, batch_size, max_length, progress,

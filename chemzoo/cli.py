@@ -242,7 +242,8 @@ def models_info(name):
 @main.command()
 @_model_option
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), default=100, show_default=True, help="Molecules to sample.")
-@click.option("--temperature", type=Finite(min=0, min_open=True, max=1e6), default=1.0, show_default=True)
+@click.option("--temperature", type=Finite(min=0, min_open=True, max=1e6), default=None,
+              help="Sampling temperature [default: the model's own, from its generation_config.json; 1.0 if it sets none].")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Keep the k most likely tokens.")
 @click.option("--top-p", type=Finite(min=0, min_open=True, max=1), default=None, help="Nucleus sampling mass.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same molecules.")

@@ -75,6 +75,16 @@ def test_same_seed_same_molecules_and_another_seed_others(gpt):
     assert a.smiles != c.smiles
 
 
+def test_without_a_temperature_the_model_samples_at_its_own():
+    small = chemzoo.load("chemgpt-34.5k-moses-100k")
+    assert small.sampling_temperature == 1.0  # its generation_config.json sets none
+    small.model.generation_config.temperature = 0.5
+    own = chemzoo.sample(small, n=40, seed=7, batch_size=16)
+    assert own.settings["temperature"] == 0.5
+    assert own.selfies == chemzoo.sample(small, n=40, seed=7, batch_size=16, temperature=0.5).selfies
+    assert own.selfies != chemzoo.sample(small, n=40, seed=7, batch_size=16, temperature=1.0).selfies
+
+
 def test_every_requested_molecule_comes_back_across_uneven_batches(gpt):
     result = chemzoo.sample(gpt, n=37, seed=1, batch_size=8, max_length=20)
     assert len(result) == 37

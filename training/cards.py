@@ -3,6 +3,7 @@
 ``model-index`` block (``ModelCardData`` + ``EvalResult``) written by the library, not by hand.
 
     python -m training.cards runs/x/checkpoint --evaluation benchmarks/chemgpt_quality.json
+    python -m training.cards runs/x/checkpoint --temperature-choice t.json   # benchmarks.chemgpt_temperature --json
 """
 
 from __future__ import annotations
@@ -53,6 +54,22 @@ def evaluation_table(evaluation: dict) -> str:
                       "| metric | value |", "|---|---|", *rows])
 
 
+def temperature_section(meta: dict) -> str:
+    """How a ChemGPT's default sampling temperature was chosen (the card's text), or that it is 1.0."""
+    choice = meta.get("sampling_temperature")
+    if not choice:
+        return ("`chemzoo sample` and `generate` sample at temperature 1.0 (`generation_config.json` sets none); "
+                "`--temperature` / `temperature=` changes it.")
+    rows = [f"| {r['temperature']:g}{' (chosen)' if r['temperature'] == choice['chosen'] else ''} | "
+            f"{r['fcd_held_out_train']:.3f} | {r['unique']:.3f} | {r['intdiv']:.3f} |" for r in choice["rows"]]
+    return "\n".join([
+        f"`generation_config.json` sets temperature **{choice['chosen']:g}**: `chemzoo sample`, `chemzoo.sample` and "
+        f"`transformers`' `generate` use it unless given another (`--temperature` / `temperature=`). It is the "
+        f"lowest FCD against {choice['reference']} — molecules this model never trained on; MOSES test was not "
+        f"used to choose it (`{choice['command']}`, {choice['settings']}):", "",
+        "| temperature | FCD (held-out train) | unique | IntDiv1 |", "|---|---|---|---|", *rows])
+
+
 def chemgpt_card_data(meta: dict) -> tuple[ModelCardData, dict]:
     from chemzoo.lm.presets import PRESETS
 
@@ -74,8 +91,19 @@ def chemgpt_card_data(meta: dict) -> tuple[ModelCardData, dict]:
                    hidden=shape.hidden_size if shape else "?", max_positions=shape.max_positions if shape else "?",
                    steps=_count(metrics.get("steps")), batch_size=run.get("batch_size", "?"),
                    train_loss=_fmt(metrics.get("train_loss")), val_loss=_fmt(metrics.get("val_loss")),
-                   wall_time_s=_fmt(metrics.get("wall_time_s")), evaluation_table=evaluation_table(meta.get("evaluation", {})))
+                   wall_time_s=_fmt(metrics.get("wall_time_s")), evaluation_table=evaluation_table(meta.get("evaluation", {})),
+                   temperature_section=temperature_section(meta), continued=continued_line(meta))
     return data, context
+
+
+def continued_line(meta: dict) -> str:
+    """A continued run's start: the checkpoint it continued and the molecules it saw before."""
+    run = meta.get("run", {})
+    if not run.get("init_name"):
+        return ""
+    return (f"Continued from `{run['init_name']}` (trained on the first {run['init_n_train']:,} molecules of the same seeded "
+            f"MOSES permutation) on the next {meta['n_train'] - run['init_n_train']:,}, with a fresh optimiser; the "
+            f"optimizer steps and wall time below are this continuation's.")
 
 
 def potential_card_data(meta: dict) -> tuple[ModelCardData, dict]:
@@ -138,13 +166,26 @@ def tested_section(metadata: dict) -> str:
 @click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--evaluation", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="JSON written by benchmarks/chemgpt_quality.py --json.")
-def main(checkpoint: Path, evaluation: Path | None):
-    """Re-render CHECKPOINT/README.md from its chemzoo.json (plus an evaluation, if given)."""
+@click.option("--temperature-choice", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSON written by benchmarks/chemgpt_temperature.py --json: its lowest-FCD temperature becomes the "
+                   "checkpoint's default (generation_config.json).")
+def main(checkpoint: Path, evaluation: Path | None, temperature_choice: Path | None):
+    """Re-render CHECKPOINT/README.md from its chemzoo.json (plus an evaluation or a temperature choice, if given)."""
     meta_file = checkpoint / "chemzoo.json"
     metadata = json.loads(meta_file.read_text())
+    if temperature_choice:
+        from chemzoo.lm.model import set_sampling_temperature
+
+        choice = json.loads(temperature_choice.read_text())
+        if metadata.get("family") != "chemgpt" or choice.get("model") != metadata["name"]:
+            raise click.UsageError(f"{temperature_choice} was measured on {choice.get('model')!r}, not on "
+                                   f"{metadata['name']!r} in {checkpoint}")
+        set_sampling_temperature(checkpoint, choice["chosen"])
+        metadata["sampling_temperature"] = choice
     if evaluation:
         metadata["evaluation"] = json.loads(evaluation.read_text())
-        write_metadata(checkpoint, metadata)
+    if evaluation or temperature_choice:
+        write_metadata(checkpoint, metadata)  # checksums the rewritten generation_config.json too
     write_atomically(checkpoint / "README.md", render_card(metadata["family"], metadata))
     click.echo(f"wrote {checkpoint / 'README.md'}")
 

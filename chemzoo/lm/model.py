@@ -43,6 +43,11 @@ class ChemGPT:
     def num_parameters(self) -> int:
         return self.model.num_parameters()
 
+    @property
+    def sampling_temperature(self) -> float:
+        """The temperature samplers use unless told otherwise: ``generation_config.json``'s (1.0 if it sets none)."""
+        return float(getattr(self.model.generation_config, "temperature", None) or 1.0)
+
     def in_training_set(self, canonical: list[str]) -> np.ndarray:
         """Boolean mask: which canonical SMILES the model was trained on (all False when unknown)."""
         if self.training_hashes is None:
@@ -74,6 +79,16 @@ def load_chemgpt(path: str | Path, device: str = "cpu", dtype: str = "float32") 
     hashes_file = path / TRAINING_SET_FILE
     hashes = np.load(hashes_file, allow_pickle=False) if hashes_file.exists() else None
     return ChemGPT(model, load_tokenizer(path), path, metadata, hashes)
+
+
+def set_sampling_temperature(path: str | Path, temperature: float) -> None:
+    """Write ``temperature`` into a checkpoint's ``generation_config.json`` (what ``chemzoo sample`` and
+    ``transformers``' ``generate`` use by default); the caller re-checksums the folder (``write_metadata``)."""
+    if not 0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    config = GenerationConfig.from_pretrained(path)
+    config.temperature = float(temperature)
+    config.save_pretrained(path)
 
 
 def save_chemgpt(path: str | Path, model: GPTNeoForCausalLM, tokenizer: PreTrainedTokenizerFast,

@@ -313,11 +313,15 @@ class Sampler:
         return [row[:end] for row, end in zip(seqs.tolist(), ends.tolist())]
 
 
-def sample(chemgpt: ChemGPT, n: int, temperature: float = 1.0, top_k: int | None = None,
+def sample(chemgpt: ChemGPT, n: int, temperature: float | None = None, top_k: int | None = None,
            top_p: float | None = None, seed: int = 0, batch_size: int = 512, max_length: int | None = None,
            progress: bool = False, log_likelihood: bool = False) -> Samples:
     """Sample ``n`` molecules; returns SELFIES and canonical SMILES (RDKit), and with ``log_likelihood``
-    each sequence's log-likelihood as sampled (one teacher-forced pass after sampling; not timed)."""
+    each sequence's log-likelihood as sampled (one teacher-forced pass after sampling; not timed).
+    ``temperature=None`` takes the model's own (``ChemGPT.sampling_temperature``, from its
+    ``generation_config.json``; 1.0 if it sets none); the one used is in ``settings``."""
+    if temperature is None:
+        temperature = chemgpt.sampling_temperature
     settings = dict(n=n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, batch_size=batch_size,
                     max_length=max_length, model=chemgpt.name)
     start = time.perf_counter()
