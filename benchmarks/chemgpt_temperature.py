@@ -75,7 +75,8 @@ def main(model_name, temperatures, n, seed, json_out):
     if json_out:
         table = [dict(temperature=t, fcd_held_out_train=f, unique=u, intdiv=d) for t, f, u, d in rows]
         record = dict(model=gpt.name, settings=stamp, reference=REFERENCE, chosen=best[0], rows=table,
-                      command="python -m benchmarks.chemgpt_temperature " + " ".join(f"--t {t:g}" for t in temperatures)
+                      command="python -m benchmarks.chemgpt_temperature " + (f"-m {model_name} " if model_name else "")
+                      + " ".join(f"--t {t:g}" for t in temperatures)
                       + f" --n {n} --seed {seed}")
         json_out.write_text(json.dumps(record, indent=2) + "\n")
 

@@ -2,7 +2,7 @@
 
     import chemzoo
     chemzoo.list_models()                       # registered models, bundled/cached/hub
-    gpt = chemzoo.load("chemgpt-2.7m-moses")    # a name, a local folder or an owner/name hub id
+    gpt = chemzoo.load("chemgpt-2.7m-moses-750k")    # a name, a local folder or an owner/name hub id
     samples = chemzoo.sample(gpt, n=100, seed=0)
     scores = chemzoo.score(gpt, ["CCO", "c1ccccc1"])
     atoms.calc = chemzoo.calculator("path/or/name")   # ASE: eV, Å, eV/Å

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from chemzoo.errors import ChemzooError, UnknownModelError
-from chemzoo.registry import ModelEntry, default_model, registered
+from chemzoo.registry import ModelEntry, default_model, get_entry, registered
 
 
 def _load_chemgpt(folder: Path, device: str, dtype: str | None):
@@ -112,13 +112,21 @@ def locate(name_or_path: str | os.PathLike | None, family: str | None = None
 
     check_family(family)
     label = name_or_path or default_model(family or "chemgpt").name
+    text = str(label)
+    named = get_entry(text) if os.sep not in text and not text.startswith((".", "~")) else None
+    if named is not None:  # a registered name (resolve's rule) has a known family before anything is downloaded
+        _check_found(label, FAMILIES[named.family], family)
     folder, entry = resolve(label)
     found = family_of(folder, entry)
+    _check_found(label, found, family)
+    return folder, entry, found
+
+
+def _check_found(label, found: Family, family: str | None) -> None:
     if family is not None and found.name != family:
         wanted = FAMILIES[family]
         raise ChemzooError(f"{label} is {found.noun}, not {wanted.noun}; `chemzoo models --family {family}` lists "
                            f"{family} models")
-    return folder, entry, found
 
 
 def load(name_or_path: str | os.PathLike | None = None, family: str | None = None, device: str = "cpu",

@@ -34,8 +34,9 @@ def card_metrics(entry: ModelEntry) -> list[tuple[str, str, float]]:
 def headline(entry: ModelEntry) -> str:
     """The held-out number a user compares sizes by: validation loss (ChemGPT), test force MAE (potentials)."""
     metrics = {name: value for name, _, value in card_metrics(entry)}
-    if entry.family == "chemgpt" and "Validation loss (nats/token)" in metrics:
-        return f"validation {metrics['Validation loss (nats/token)']:.3f} nats/token"
+    val_loss = metrics.get("Validation loss (nats/token)", entry.extra.get("val_loss"))  # the card, else the registry's
+    if entry.family == "chemgpt" and val_loss is not None:
+        return f"validation {val_loss:.3f} nats/token"
     errors = entry.extra.get("test_errors") or {}
     if errors.get("test_force_mae_meV_per_A") is not None:
         return f"test force MAE {errors['test_force_mae_meV_per_A']:.1f} meV/Å"

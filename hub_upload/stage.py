@@ -46,6 +46,8 @@ def registry_row(folder: Path, name: str, bundled: bool, default: bool, descript
     meta = check_folder(folder)
     files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
     extra = {k: meta[k] for k in ("preset", "architecture", "elements", "cutoff", "test_errors", "md_safe_K") if k in meta}
+    if meta["family"] == "chemgpt" and meta.get("metrics", {}).get("val_loss") is not None:
+        extra["val_loss"] = meta["metrics"]["val_loss"]  # the zoo table's held-out number for a model not on this machine
     return dict(name=name, family=meta["family"], params=int(meta["params"]), n_train=int(meta["n_train"]),
                 hub_repo=f"{HUB_ORG}/{name}", revision="main", files=files, bundled=bundled, default=default,
                 training_data=meta.get("training_data", ""), description=description, extra=extra)

@@ -39,7 +39,7 @@ def test_models_lists_the_bundled_default(run):
     assert marked == [default_model(f).name for f in ("chemgpt", "potential")]
     assert any(r.split()[0] == default_model().name and r.split()[-1] == "bundled" for r in rows)
     info = run("models", "info", default_model().name)
-    assert info.exit_code == 0 and "250,000 molecules" in info.output and "bundled" in info.output
+    assert info.exit_code == 0 and "750,000 molecules" in info.output and "bundled" in info.output
 
 
 def test_a_reader_that_stops_early_ends_the_command_quietly():

@@ -208,7 +208,7 @@ def test_corrupt_or_truncated_local_weights_are_refused_naming_the_file(tmp_path
     (copy / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(ChecksumError, match=r"copy/model.safetensors differs from the registered painn-xtb-moses-53k's"):
         chemzoo.calculator(copy)
-    for name in ("painn-xtb-moses-53k", "chemgpt-2.7m-moses"):  # unregistered folders with no checksums (made
+    for name in ("painn-xtb-moses-53k", "chemgpt-2.7m-moses-750k"):  # unregistered folders with no checksums (made
         folder = tmp_path / name                                  # elsewhere): the weights themselves are checked
         shutil.copytree(get_entry(name).bundled_dir, folder)
         meta = json.loads((folder / "chemzoo.json").read_text())

@@ -17,7 +17,7 @@ def test_registry_row_checksums_every_file(tmp_path):
     row = registry_row(folder, "chemgpt-copy", bundled=False, default=False, description="x")
     assert row["files"]["model.safetensors"] == sha256(folder / "model.safetensors")
     assert set(row["files"]) == {p.name for p in folder.iterdir()}
-    assert row["family"] == "chemgpt" and row["hub_repo"] == "chemzoo/chemgpt-copy" and row["n_train"] == 250_000
+    assert row["family"] == "chemgpt" and row["hub_repo"] == "chemzoo/chemgpt-copy" and row["n_train"] == 750_000
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps({"models": [{**row, "name": "old", "default": True}]}))
     write_registry_row({**row, "default": True}, registry)
@@ -195,8 +195,8 @@ def test_stage_bundle_keeps_the_wheel_within_its_limit_and_replace_moves_the_sup
     refused = CliRunner().invoke(main, new)
     assert refused.exit_code == 1 and "over the" in refused.output and "--replace OLD" in refused.output
     assert not (package / "checkpoints" / "schnet-new").exists()
-    wrong = CliRunner().invoke(main, new + ["--replace", "chemgpt-2.7m-moses"])
-    assert wrong.exit_code == 2 and "chemgpt-2.7m-moses is a chemgpt model, not potential" in wrong.output
+    wrong = CliRunner().invoke(main, new + ["--replace", "chemgpt-34.5k-moses-100k"])
+    assert wrong.exit_code == 2 and "chemgpt-34.5k-moses-100k is a chemgpt model, not potential" in wrong.output
     wrong = CliRunner().invoke(main, new + ["--replace", "schnet-xtb-moses-53k-md4"])
     assert wrong.exit_code == 2 and "schnet-xtb-moses-53k-md4 is not bundled" in wrong.output
 

@@ -55,11 +55,10 @@ def evaluation_table(evaluation: dict) -> str:
 
 
 def temperature_section(meta: dict) -> str:
-    """How a ChemGPT's default sampling temperature was chosen (the card's text), or that it is 1.0."""
+    """How a ChemGPT's default sampling temperature was chosen (the card's text); empty when none was (1.0)."""
     choice = meta.get("sampling_temperature")
     if not choice:
-        return ("`chemzoo sample` and `generate` sample at temperature 1.0 (`generation_config.json` sets none); "
-                "`--temperature` / `temperature=` changes it.")
+        return ""
     rows = [f"| {r['temperature']:g}{' (chosen)' if r['temperature'] == choice['chosen'] else ''} | "
             f"{r['fcd_held_out_train']:.3f} | {r['unique']:.3f} | {r['intdiv']:.3f} |" for r in choice["rows"]]
     return "\n".join([
@@ -75,8 +74,9 @@ def chemgpt_card_data(meta: dict) -> tuple[ModelCardData, dict]:
 
     metrics, run = meta.get("metrics", {}), meta.get("run", {})
     shape = PRESETS.get(meta.get("preset", ""))
+    n_val = f"{run['n_val']:,}" if isinstance(run.get("n_val"), int) else "?"
     results = [EvalResult(task_type="text-generation", task_name="Molecule generation", dataset_type="moses",
-                          dataset_name="MOSES test (5,000 molecules)", dataset_split="test", metric_type="loss",
+                          dataset_name=f"MOSES test ({n_val} molecules)", dataset_split="test", metric_type="loss",
                           metric_name="Validation loss (nats/token)", metric_value=round(metrics["val_loss"], 4))]
     evaluation = meta.get("evaluation", {}).get("metrics", {})
     for key, label in EVALUATION_ROWS.items():
@@ -91,7 +91,8 @@ def chemgpt_card_data(meta: dict) -> tuple[ModelCardData, dict]:
                    hidden=shape.hidden_size if shape else "?", max_positions=shape.max_positions if shape else "?",
                    steps=_count(metrics.get("steps")), batch_size=run.get("batch_size", "?"),
                    train_loss=_fmt(metrics.get("train_loss")), val_loss=_fmt(metrics.get("val_loss")),
-                   wall_time_s=_fmt(metrics.get("wall_time_s")), evaluation_table=evaluation_table(meta.get("evaluation", {})),
+                   wall_time_s=_fmt(metrics.get("wall_time_s")), n_val=n_val,
+                   evaluation_table=evaluation_table(meta.get("evaluation", {})),
                    temperature_section=temperature_section(meta), continued=continued_line(meta))
     return data, context
 

@@ -4,7 +4,7 @@
 
 Continue a finished checkpoint on more molecules (its weights and tokenizer; a fresh optimiser):
 
-    python -m training.chemgpt.train --init chemzoo/checkpoints/chemgpt-2.7m-moses --n-train 750000 \
+    python -m training.chemgpt.train --init hub_upload/kept/chemgpt-2.7m-moses --n-train 750000 \
         --epochs 1 --lr 5e-4 --out runs/y
 
 trains on molecules 250,000 to 750,000 of the seeded MOSES permutation whose first 250,000 the
