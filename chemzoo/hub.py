@@ -245,13 +245,18 @@ def resolve_entry(entry: ModelEntry) -> Path:
     return _check_weights(folder, entry.name)
 
 
+def registered_name(text: str) -> ModelEntry | None:
+    """The entry ``text`` names when it is a bare registered name (no path separator, not ``./`` or ``~``):
+    such a name means the registered model even where a same-named folder is in the working directory."""
+    return get_entry(text) if os.sep not in text and not text.startswith((".", "~")) else None
+
+
 def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ModelEntry | None]:
     """A local folder holding the model, and its registry entry when it is a registered name."""
     text = str(name_or_path)
     path = Path(text).expanduser()
     entry = get_entry(text)
-    bare_name = os.sep not in text and not text.startswith((".", "~"))
-    if path.is_dir() and not (entry is not None and bare_name):
+    if path.is_dir() and registered_name(text) is None:
         verify_local_folder(path)
         return _check_weights(path, text), None
     if entry is not None:  # a registered name wins over a same-named folder here (which has no checksums)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from chemzoo.errors import ChemzooError, UnknownModelError
-from chemzoo.registry import ModelEntry, default_model, get_entry, registered
+from chemzoo.registry import ModelEntry, default_model, registered
 
 
 def _load_chemgpt(folder: Path, device: str, dtype: str | None):
@@ -108,13 +108,12 @@ def locate(name_or_path: str | os.PathLike | None, family: str | None = None
     """The checked folder of a model (registered name, local folder or owner/name hub id; default: the
     family's default), its registry entry (None for a folder or hub id) and its family; a one-line
     error when it is another family's model than ``family``."""
-    from chemzoo.hub import resolve
+    from chemzoo.hub import registered_name, resolve
 
     check_family(family)
     label = name_or_path or default_model(family or "chemgpt").name
-    text = str(label)
-    named = get_entry(text) if os.sep not in text and not text.startswith((".", "~")) else None
-    if named is not None:  # a registered name (resolve's rule) has a known family before anything is downloaded
+    named = registered_name(str(label))
+    if named is not None:  # a registered name's family is known before anything is downloaded
         _check_found(label, FAMILIES[named.family], family)
     folder, entry = resolve(label)
     found = family_of(folder, entry)
