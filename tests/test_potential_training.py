@@ -266,21 +266,26 @@ def test_squeeze_recipe_pushes_a_hydrogen_bonds_oxygens_together_with_their_hydr
     assert squeeze(conformer, numbers, topology, False, np.random.default_rng(0)) is None  # nothing 4 bonds apart
 
 
-def test_md_recipe_labels_a_potentials_own_hot_trajectory_with_xtb(tmp_path):
-    """Frames of the potential's NVE, one per FRAME_FS, labelled by xTB; the chunk holds the same molecules and
-    splits as the thermal recipe's."""
+@pytest.mark.parametrize("recipe", ["md", "langevin"])
+def test_md_recipes_label_a_potentials_own_trajectory_with_xtb(tmp_path, recipe):
+    """Frames of the potential's MD - NVE from hot starts (md) or Langevin at 300/450/600 K after EQUILIBRATE_FS
+    (langevin), by molecule - labelled by xTB; the chunk holds the same molecules and splits as the thermal recipe's,
+    and the same job gives the same frames."""
     from ase import Atoms
     from tblite.ase import TBLite
 
     from chemzoo.potentials.bonds import BondWatch
     from training.potentials.dataset import split_of
-    from training.potentials.sampling import start_temperature
+    from training.potentials.sampling import start_temperature, thermal_temperature
 
-    job = (0, ["CCO", "CC(=O)O"], 4, 2, 0, "md", "schnet-xtb-moses-53k-contact", SPLITS, tmp_path)
+    job = (0, ["CCO", "CC(=O)O"], 4, 2, 0, recipe, "schnet-xtb-moses-53k-md7", SPLITS, tmp_path / "a")
+    (tmp_path / "a").mkdir()
     assert build_chunk(job)[1:] == (4, 0)
-    got = load_dataset(tmp_path)
+    got = load_dataset(tmp_path / "a")
     assert got["mol_index"].tolist() == [4, 4, 5, 5]
-    assert got["temperature"].tolist() == [start_temperature(4)] * 2 + [start_temperature(5)] * 2
+    temperature_of = start_temperature if recipe == "md" else thermal_temperature
+    assert got["temperature"].tolist() == [temperature_of(4)] * 2 + [temperature_of(5)] * 2
+    assert recipe == "md" or got["temperature"].tolist() == [450.0] * 2 + [600.0] * 2
     assert got["split"].tolist() == [split_of(m, 0) for m in got["mol_index"]]
     first = Atoms(numbers=got["numbers"][:9].astype(int), positions=got["positions"][:9])
     first.calc = TBLite(method="GFN2-xTB", verbosity=0)
@@ -289,6 +294,9 @@ def test_md_recipe_labels_a_potentials_own_hot_trajectory_with_xtb(tmp_path):
     second = Atoms(numbers=first.numbers, positions=got["positions"][9:18])
     assert np.abs(second.positions - first.positions).max() > 0.05  # it moved between frames, still ethanol:
     assert BondWatch(first).check(second) is None
+    (tmp_path / "b").mkdir()
+    build_chunk(job[:-1] + (tmp_path / "b",))
+    np.testing.assert_array_equal(load_dataset(tmp_path / "b")["positions"], got["positions"])
 
 
 def test_several_builds_train_together_only_when_they_split_molecules_alike(tmp_path, data):
@@ -419,3 +427,69 @@ def test_out_of_distribution_set_is_xtb_md_frames_of_drugs_outside_moses():
     first = [int(np.flatnonzero(ood["mol_index"] == 0)[i]) for i in (0, 1)]
     x0, x1 = (ood["positions"][starts[k]:starts[k + 1]] for k in first)
     assert np.sqrt(((x0 - x0.mean(0)) - (x1 - x1.mean(0))).__pow__(2).sum(1).mean()) > 0.1
+
+
+def test_drugs_are_cleaned_to_one_neutral_labelable_molecule():
+    """Salts and counter-ions dropped, acids and amines neutralised; what xTB cannot be run on here is refused."""
+    from training.drugs import cleaned
+
+    assert cleaned("Br.CC(N)Cc1ccc(O)cc1") == "CC(N)Cc1ccc(O)cc1"  # hydroxyamphetamine hydrobromide
+    assert cleaned("O=C([O-])c1ccccc1.[Na+]") == "O=C(O)c1ccccc1"  # sodium benzoate
+    assert cleaned("C[N+](C)(C)CCO") is None  # a quaternary ammonium stays charged
+    assert cleaned("CC(=O)O[Pt]") is None and cleaned("[Li+].[Cl-]") is None  # other elements; one atom
+    assert cleaned("CCN(CC)C(=O)c1ccc[nH]1.C" + "C" * 40) is None  # the largest fragment is 41 carbons: too large
+    assert cleaned("not a smiles") is None
+
+
+def test_the_out_of_distribution_drugs_and_their_analogues_are_never_trained_on():
+    from rdkit import Chem
+
+    from training.drugs import cleaned, without_held_out
+
+    aspirin_other_form = cleaned("CC(=O)Oc1ccccc1C(=O)[O-].[Na+]")  # the OOD set's aspirin, as a salt
+    methimazole_thiol = Chem.MolToSmiles(Chem.MolFromSmiles("Cn1ccnc1S"))  # the OOD thione, other tautomer
+    ibuprofen_isomer = "CC(C)Cc1ccc([C@@H](C)C(=O)O)cc1"  # dexibuprofen: the same connectivity
+    analogue = "CCC(C)Cc1ccc(C(C)C(=O)O)cc1"  # ibuprofen with one more carbon
+    unrelated = "O=C(O)CCCc1ccccc1"  # phenylbutyric acid
+    kept, same, analogues = without_held_out([aspirin_other_form, methimazole_thiol, ibuprofen_isomer, analogue, unrelated])
+    assert kept == [unrelated]
+    assert same == {aspirin_other_form, methimazole_thiol, ibuprofen_isomer} and analogues == {analogue}
+
+
+def test_langevin_sampling_holds_each_molecule_near_its_own_temperature():
+    """Each molecule in the box has its own thermostat temperature: of two waters side by side at 100 and 1200 K,
+    the hot one's O-H bond length fluctuates more across its frames (thermal amplitude ~ sqrt(T): ~3.5x)."""
+    from ase import Atoms
+
+    import chemzoo
+    from training.potentials.sampling import md_frames
+
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    calc = chemzoo.calculator("schnet-xtb-moses-53k-md7")
+    cold, hot = md_frames([water, water.copy()], [100.0, 1200.0], 12, calc, seed=0, thermostat=True)
+    spread = [np.std([np.linalg.norm(x[1] - x[0]) for x in frames]) for frames in (cold, hot)]  # O-H bond length
+    assert len(cold) == len(hot) == 12 and spread[1] > 1.5 * spread[0]
+
+
+def test_a_drugs_build_numbers_its_molecules_apart_from_moses_and_says_so_in_its_card(tmp_path, monkeypatch):
+    """--corpus drugs: molecules from training.drugs in a seeded order, mol_index offset past every MOSES index (so
+    a drugs build trains beside MOSES builds without two molecules sharing an index), the corpus in build.json and
+    the card; more molecules than the corpus holds is a usage error."""
+    from click.testing import CliRunner
+
+    from training import drugs
+    from training.potentials.dataset import DRUG_INDEX, main
+
+    monkeypatch.setattr(drugs, "training_drugs", lambda cache=None: (["CCO", "CC(=O)O", "CS"], {}))
+    out = tmp_path / "d"
+    result = CliRunner().invoke(main, ["--corpus", "drugs", "--molecules", "3", "--per-molecule", "1", "--workers", "1",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    got = load_dataset(out)
+    assert sorted(np.unique(got["mol_index"])) == [DRUG_INDEX, DRUG_INDEX + 1, DRUG_INDEX + 2] and DRUG_INDEX > 1_584_663
+    assert sorted(got["n_atoms"].tolist()) == [6, 8, 9]  # methanethiol, acetic acid, ethanol
+    assert json.loads((out / "build.json").read_text())["corpus"] == "drugs"
+    assert (out / "README.md").read_text().startswith("# GFN2-xTB energies and forces of approved drugs outside MOSES")
+    result = CliRunner().invoke(main, ["--corpus", "drugs", "--molecules", "4", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 2 and "--molecules 4: the drugs corpus has 3; ask for at most that" in result.output
+    assert not (tmp_path / "e").exists()

@@ -23,15 +23,21 @@ def default_cache() -> Path:
     return Path(os.environ.get("CHEMZOO_DATA", Path.home() / ".cache" / "chemzoo" / "data"))
 
 
-def molsets_wheel(cache: Path | None = None) -> Path:
-    """Path to the molsets wheel, downloading it with pip (no dependencies) the first time."""
+def downloaded_wheel(project: str, version: str, wheel_name: str, cache: Path | None = None) -> Path:
+    """Path to a pure-Python wheel in the data cache, downloaded with pip (no dependencies, never installed) the
+    first time: a way to read the data files a package ships."""
     cache = cache or default_cache()
-    wheel = cache / WHEEL
+    wheel = cache / wheel_name
     if not wheel.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), f"molsets=={MOLSETS_VERSION}"]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), f"{project}=={version}"]
         subprocess.run(cmd, check=True)
     return wheel
+
+
+def molsets_wheel(cache: Path | None = None) -> Path:
+    """Path to the molsets wheel, downloading it with pip (no dependencies) the first time."""
+    return downloaded_wheel("molsets", MOLSETS_VERSION, WHEEL, cache)
 
 
 def read_smiles(split: str, cache: Path | None = None) -> list[str]:

