@@ -493,3 +493,22 @@ def test_a_drugs_build_numbers_its_molecules_apart_from_moses_and_says_so_in_its
     result = CliRunner().invoke(main, ["--corpus", "drugs", "--molecules", "4", "--out", str(tmp_path / "e")])
     assert result.exit_code == 2 and "--molecules 4: the drugs corpus has 3; ask for at most that" in result.output
     assert not (tmp_path / "e").exists()
+
+
+def test_moses_find_names_the_splits_that_hold_a_molecule_however_it_is_written(moses_cache):
+    from rdkit import Chem
+
+    from training import moses
+
+    in_test = Chem.MolToSmiles(Chem.MolFromSmiles(moses.read_smiles("test")[24]))
+    found = moses.find([in_test, "CC(=O)Oc1ccccc1C(=O)O"])  # aspirin is not in MOSES
+    assert list(found) == [in_test] and "test" in found[in_test]
+
+
+def test_the_drug_selection_is_computed_once_and_then_read_from_the_data_cache(tmp_path, monkeypatch):
+    from training import drugs
+
+    calls = []
+    monkeypatch.setattr(drugs, "select_training_drugs", lambda cache=None: calls.append(cache) or (["CCO"], {"kept": 1}))
+    assert drugs.training_drugs(tmp_path) == (["CCO"], {"kept": 1}) == drugs.training_drugs(tmp_path)
+    assert calls == [tmp_path] and len(list(tmp_path.glob("chembl-drugs-training-*.json"))) == 1

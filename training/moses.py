@@ -50,3 +50,29 @@ def read_smiles(split: str, cache: Path | None = None) -> list[str]:
         header = f.readline().strip().split(",")
         col = header.index("SMILES")
         return [line.rstrip("\n").split(",")[col] for line in f if line.strip()]
+
+
+def heavy_atoms(smiles: str) -> tuple[int, ...]:
+    """Counts of the heavy-element letters C N O S F Cl Br in a SMILES string, case folded (a cheap prefilter
+    before RDKit: equal molecules have equal counts)."""
+    s = smiles.replace("Cl", "X").replace("Br", "Y").upper()
+    return tuple(s.count(ch) for ch in "CNOSFXY")
+
+
+def find(canonical, cache: Path | None = None) -> dict[str, list[str]]:
+    """Those of ``canonical`` (RDKit canonical SMILES) that are in MOSES, each with the splits that hold it; one pass
+    over train, test and test_scaffolds, RDKit only for the MOSES molecules whose heavy-atom counts match one."""
+    from rdkit import Chem, rdBase
+
+    by_letters: dict[tuple, set[str]] = {}
+    for smi in canonical:
+        by_letters.setdefault(heavy_atoms(smi), set()).add(smi)
+    found: dict[str, list[str]] = {}
+    with rdBase.BlockLogs():
+        for split in SPLITS:
+            for smi in read_smiles(split, cache):
+                candidates = by_letters.get(heavy_atoms(smi))
+                if candidates and (c := Chem.MolToSmiles(Chem.MolFromSmiles(smi))) in candidates:
+                    found.setdefault(c, []).append(split)
+    return found
+

@@ -57,13 +57,6 @@ EQUILIBRATE = 200  # steps (100 fs)
 FRAMES, EVERY = 8, 50  # frames kept, steps between them (25 fs)
 
 
-def heavy_atoms(smiles: str) -> tuple[int, ...]:
-    """Counts of the heavy-element letters C N O S F Cl Br in a SMILES string, case folded (a cheap prefilter
-    before RDKit: equal molecules have equal counts)."""
-    s = smiles.replace("Cl", "X").replace("Br", "Y").upper()
-    return tuple(s.count(ch) for ch in "CNOSFXY")
-
-
 def not_in_moses(drugs: dict[str, str]) -> dict[str, str]:
     """Canonical SMILES of the drugs, after checking none is in MOSES train, test or test_scaffolds."""
     from rdkit import Chem
@@ -71,14 +64,8 @@ def not_in_moses(drugs: dict[str, str]) -> dict[str, str]:
     from training import moses
 
     canonical = {name: Chem.MolToSmiles(Chem.MolFromSmiles(smi)) for name, smi in drugs.items()}
-    keys = {name: heavy_atoms(smi) for name, smi in canonical.items()}
-    found = []
-    for split in moses.SPLITS:
-        for smi in moses.read_smiles(split):
-            letters = heavy_atoms(smi)
-            for name, key in keys.items():
-                if letters == key and Chem.MolToSmiles(Chem.MolFromSmiles(smi)) == canonical[name]:
-                    found.append(f"{name} (MOSES {split})")
+    in_moses = moses.find(canonical.values())
+    found = [f"{name} (MOSES {split})" for name, smi in canonical.items() for split in in_moses.get(smi, [])]
     if found:
         raise click.ClickException(f"in MOSES: {', '.join(found)}; pick other drugs")
     return canonical
