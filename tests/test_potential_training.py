@@ -11,7 +11,7 @@ import pytest
 
 import chemzoo
 from chemzoo.potentials.datasets import load_dataset
-from training.potentials.dataset import SPLIT_FRACTIONS, build_chunk
+from training.potentials.dataset import SPLIT_FRACTIONS, build_chunk, worker_threads
 from training.potentials.train import train
 
 SLICE = Path(__file__).parent / "data" / "xtb-moses-200"
@@ -512,3 +512,13 @@ def test_the_drug_selection_is_computed_once_and_then_read_from_the_data_cache(t
     monkeypatch.setattr(drugs, "select_training_drugs", lambda cache=None: calls.append(cache) or (["CCO"], {"kept": 1}))
     assert drugs.training_drugs(tmp_path) == (["CCO"], {"kept": 1}) == drugs.training_drugs(tmp_path)
     assert calls == [tmp_path] and len(list(tmp_path.glob("chembl-drugs-training-*.json"))) == 1
+
+
+def test_labelling_workers_share_the_cores_out():
+    """Two 2-thread xTB workers on 2 cores spin against each other (20x slower): each worker gets its share."""
+    assert worker_threads(2, 2, "2") == 1
+    assert worker_threads(2, 2, None) == 1
+    assert worker_threads(1, 16, None) == 16
+    assert worker_threads(4, 16, "2") == 2  # never more than OMP_NUM_THREADS asks for
+    assert worker_threads(4, 2, "8") == 1  # more workers than cores: one each
+    assert worker_threads(2, 8, "junk") == 4

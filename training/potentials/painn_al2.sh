@@ -6,13 +6,16 @@
 #   nohup bash training/potentials/painn_al2.sh > runs/painn_al2.log 2>&1 &
 # Every step is resumable: rerun the script and finished chunks and runs are skipped. The langevin builds take
 # hours; their finished chunks are committed in results/potentials/<build>/ and copied back into data/ first.
+# FINISH_LANGEVIN=0 trains on the committed chunks as they are (what fits one 3-hour session on 2 cores: session 18
+# ran MD_MOLECULES=100 MINUTES=45 FINISH_LANGEVIN=0).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1
+THREADS=${THREADS:-2}  # the training's threads (the builder shares the cores out among its workers itself)
 AL1=results/potentials/painn-xtb-moses-53k-al1/checkpoint
 SAMPLER=${SAMPLER:-schnet-xtb-moses-53k-md7}  # the potential whose Langevin MD the langevin recipe samples
 build() { python -m training.potentials.dataset --workers 2 --seed 0 "$@"; }
-for kept in xtb-moses-2.5k-langevin xtb-drugs-langevin; do  # committed partial builds: resume them
+for kept in xtb-moses-2.5k-langevin xtb-drugs-langevin xtb-moses-100-md-painn-al1; do  # committed builds (partial or slow): reuse them
   mkdir -p "data/$kept"
   cp -n results/potentials/$kept/chunk-*.npz results/potentials/$kept/build.json "data/$kept/" 2>/dev/null || true
 done
@@ -27,14 +30,17 @@ for recipe in contact stretch squeeze; do
   build --corpus drugs --molecules 1456 --per-molecule 4 --recipe $recipe --out data/xtb-drugs-$recipe
 done
 # PaiNN's own hot MD (600-3500 K NVE starts), labelled where it goes wrong
-build --molecules 500 --per-molecule 8 --recipe md --md-model $AL1 --out data/xtb-moses-500-md-painn-al1
+MD_MOLECULES=${MD_MOLECULES:-500}
+build --molecules $MD_MOLECULES --per-molecule 8 --recipe md --md-model $AL1 --out data/xtb-moses-$MD_MOLECULES-md-painn-al1
 # thermal MD frames (hours: 5 min per 50 molecules per core)
+if [ "${FINISH_LANGEVIN:-1}" = 1 ]; then
 build --molecules 2500 --per-molecule 8 --recipe langevin --md-model $SAMPLER --out data/xtb-moses-2.5k-langevin
 build --corpus drugs --molecules 1456 --per-molecule 8 --recipe langevin --md-model $SAMPLER --out data/xtb-drugs-langevin
+fi
 D=data
-python -m training.potentials.train \
+OMP_NUM_THREADS=$THREADS python -m training.potentials.train \
   --data $D/xtb-moses-2.5k --data $D/xtb-moses-2.5k-contact --data $D/xtb-moses-2.5k-stretch \
-  --data $D/xtb-moses-5k-proton --data $D/xtb-moses-5k-squeeze --data $D/xtb-moses-500-md-painn-al1 \
+  --data $D/xtb-moses-5k-proton --data $D/xtb-moses-5k-squeeze --data $D/xtb-moses-$MD_MOLECULES-md-painn-al1 \
   --data $D/xtb-drugs-contact --data $D/xtb-drugs-stretch --data $D/xtb-drugs-squeeze \
   --data $D/xtb-moses-2.5k-langevin --data $D/xtb-drugs-langevin --data $D/xtb-drugs-langevin \
   --architecture painn --features 128 --interactions 3 --epochs 30 --max-steps ${STEPS:-2000} \
