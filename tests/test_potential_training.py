@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import chemzoo
 from chemzoo.potentials.datasets import load_dataset
@@ -522,3 +523,15 @@ def test_labelling_workers_share_the_cores_out():
     assert worker_threads(4, 16, "2") == 2  # never more than OMP_NUM_THREADS asks for
     assert worker_threads(4, 2, "8") == 1  # more workers than cores: one each
     assert worker_threads(2, 8, "junk") == 4
+
+
+def test_a_time_budget_plans_its_steps_so_the_cosine_ends_annealed(tmp_path):
+    """Cut by the clock, a cosine over --max-steps would stop half-way at a high learning rate; the plan made
+    after 50 steps ends the run at the planned step with the rate at 1 %, and the plan is kept for a resume."""
+    budgeted = {**RUN, "epochs": 10_000, "max_steps": 1_000_000, "max_minutes": 0.25, "schedule": "cosine"}
+    metrics = train(budgeted, tmp_path)
+    state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    plan = next(v for k, v in state["callbacks"].items() if "FitStepsToBudget" in k)["planned_steps"]
+    assert 50 < plan < 1_000_000 and metrics["steps"] == plan  # the clock did not cut it (ckpt: the last 50-step save)
+    lr = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "curve.csv")) if r.get("lr")]
+    assert len(lr) == plan and lr[0] == pytest.approx(RUN["lr"]) and lr[-1] == pytest.approx(0.01 * RUN["lr"], rel=0.02)

@@ -136,12 +136,58 @@ def start_log_part(logs: Path) -> None:
         current.replace(logs / f"metrics.part{len(parts):03d}.csv")
 
 
+class FitStepsToBudget(L.Callback):
+    """With a wall-time budget, plan the run's steps once, after ``measure`` steps, from their pace: training then
+    stops at ``planned_steps`` (at most ``max_steps``) instead of being cut by the clock, so a schedule over the
+    planned steps (cosine) ends annealed. Modules read ``planned_steps`` (None until planned); the plan is kept in
+    the checkpoint and broadcast from rank 0. ``--max-steps planned_steps`` without a budget repeats the run
+    free of the clock (the first ``measure`` steps' rates then differ in the fourth digit)."""
+
+    def __init__(self, minutes: float, measure: int = 50):
+        self.budget_s, self.measure = 60.0 * minutes, measure
+        self.planned_steps: int | None = None
+        self._start_step = self._start_time = None
+        self._done_before = 0.0  # wall time of earlier attempts (s), when resumed
+
+    def _apply(self, trainer, pl_module):
+        pl_module.planned_steps = self.planned_steps
+        if self.planned_steps is not None:
+            trainer.fit_loop.epoch_loop.max_steps = self.planned_steps
+
+    def on_train_start(self, trainer, pl_module):
+        self._apply(trainer, pl_module)
+        self._start_step, self._start_time = trainer.global_step, time.time()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.planned_steps is not None or trainer.global_step - self._start_step < self.measure:
+            return
+        spent = time.time() - self._start_time
+        per_step = spent / (trainer.global_step - self._start_step)
+        left = self.budget_s - self._done_before - spent
+        planned = trainer.global_step + max(0, int(0.97 * left / per_step))  # 3 %: validation and the final save
+        if trainer.max_steps and trainer.max_steps > 0:
+            planned = min(planned, trainer.max_steps)
+        self.planned_steps = int(trainer.strategy.broadcast(planned, src=0))
+        self._apply(trainer, pl_module)
+        click.echo(f"{per_step:.2f} s a step: planned {self.planned_steps} steps within the "
+                   f"{self.budget_s / 60:g}-minute budget (--max-steps {self.planned_steps} repeats it without the clock)",
+                   err=True)
+
+    def state_dict(self):
+        elapsed = self._done_before + (time.time() - self._start_time if self._start_time else 0.0)
+        return {"planned_steps": self.planned_steps, "elapsed": elapsed}
+
+    def load_state_dict(self, state):
+        self.planned_steps, self._done_before = state.get("planned_steps"), state.get("elapsed", 0.0)
+
+
 def fit(module: L.LightningModule, data: L.LightningDataModule, run: dict, out: Path, callbacks=(),
         **trainer_kwargs) -> tuple[L.Trainer, WallClock]:
     """Train (resuming from ``out/ckpt/last.ckpt`` if present) with CSV logs and periodic checkpoints.
 
     ``run`` may name ``accelerator`` ("cpu", "gpu", "auto"; default cpu) and ``max_minutes`` (a wall-time
-    budget after which training stops cleanly and the run is finished as if its epochs were done).
+    budget: the steps that fit it are planned after the first 50 (``FitStepsToBudget``), and the clock stops
+    training cleanly if the plan overruns; the run is finished as if its epochs were done).
     """
     if (_get_rank() or 0) == 0:  # before the logger exists: it deletes a metrics.csv it finds
         start_log_part(out / "logs")
@@ -150,6 +196,8 @@ def fit(module: L.LightningModule, data: L.LightningDataModule, run: dict, out: 
                            every_n_train_steps=run["ckpt_every"], save_on_train_epoch_end=True)
     accelerator = run.get("accelerator", "cpu")
     max_minutes = run.get("max_minutes")
+    if max_minutes is not None:
+        callbacks = (FitStepsToBudget(max_minutes), *callbacks)
     trainer = L.Trainer(
         max_epochs=run["epochs"], max_steps=run.get("max_steps", -1),
         max_time=None if max_minutes is None else {"minutes": max_minutes},

@@ -1,7 +1,8 @@
 """Lightning module for potentials: weighted energy + force MSE, Adam with plateau decay.
 
 Loss = w_E * MSE(E / N_atoms) + w_F * MSE(F), in eV and eV/Å (the paper's weights: 0.05 / 0.95).
-Learning rate: plateau decay on the validation loss, or a cosine over the planned steps.
+Learning rate: plateau decay on the validation loss, or a cosine over the planned steps (under a time budget, the
+steps that fit it: ``training.common.FitStepsToBudget``).
 Validation logs energy MAE (meV/atom) and force MAE (meV/Å); forces need gradients, so the
 trainer runs with ``inference_mode=False``.
 """
@@ -36,6 +37,7 @@ class PotentialModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = Potential(PotentialConfig(**config))
         self._val = []
+        self.planned_steps: int | None = None  # set by training.common.FitStepsToBudget under a time budget
 
     def _errors(self, batch):
         return prediction_errors(self.model, batch)
@@ -44,6 +46,7 @@ class PotentialModule(L.LightningModule):
         de, df = self._errors(batch)
         loss = self.hparams.energy_weight * de.pow(2).mean() + self.hparams.force_weight * df.pow(2).mean()
         self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=de.numel())
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=de.numel())
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -65,9 +68,13 @@ class PotentialModule(L.LightningModule):
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr)
         if self.hparams.schedule == "cosine":  # to 1 % of lr over the planned steps: for short, fixed budgets
-            total = max(int(self.trainer.estimated_stepping_batches), 1)
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))))
+            estimated = max(int(self.trainer.estimated_stepping_batches), 1)
+
+            def cosine(step: int) -> float:  # over the steps that fit a time budget once they are planned
+                total = max(self.planned_steps or estimated, 1)
+                return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
+
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=self.hparams.factor, patience=self.hparams.patience)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
