@@ -535,3 +535,10 @@ def test_a_time_budget_plans_its_steps_so_the_cosine_ends_annealed(tmp_path):
     assert 50 < plan < 1_000_000 and metrics["steps"] == plan  # the clock did not cut it (ckpt: the last 50-step save)
     lr = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "curve.csv")) if r.get("lr")]
     assert len(lr) == plan and lr[0] == pytest.approx(RUN["lr"]) and lr[-1] == pytest.approx(0.01 * RUN["lr"], rel=0.02)
+
+
+def test_a_card_names_the_drugs_when_a_drugs_build_is_in_the_mix():
+    from training.cards import corpora
+
+    assert corpora(["data/xtb-moses-2.5k", "data/xtb-drugs-contact"]) == "MOSES molecules and approved drugs outside MOSES"
+    assert corpora(["data/xtb-moses-2.5k", "data/xtb-moses-2.5k-contact"]) == "MOSES molecules"

@@ -23,7 +23,7 @@ import torch
 
 from chemzoo.files import write_metadata
 from chemzoo.potentials.model import ARCHITECTURES, Potential
-from training.cards import render_card
+from training.cards import corpora, render_card
 from training.common import fit, start_run
 from training.potentials.data import PotentialDataModule, closest_contacts, collate_structures, fit_reference_energies
 from training.potentials.dataset import ELEMENTS
@@ -60,7 +60,7 @@ def finish(out: Path, run: dict, model: Potential, n_train: int, wall_time_s: fl
     config = model.config
     metadata = {"name": run["name"], "family": "potential", "architecture": run["architecture"],
                 "params": model.num_parameters, "n_train": n_train, "elements": list(config.elements),
-                "cutoff": config.cutoff, "training_data": f"GFN2-xTB labels of MOSES molecules ({' + '.join(Path(f).name for f in data_folders(run))})",
+                "cutoff": config.cutoff, "training_data": f"GFN2-xTB labels of {corpora(data_folders(run))} ({' + '.join(Path(f).name for f in data_folders(run))})",
                 "seed": run["seed"], "init": run.get("init") or "random initialisation",
                 "accelerator": run.get("accelerator", "cpu"), "test_errors": errors, "metrics": metrics, "run": run}
     folder = model.save_pretrained(out / "checkpoint")
