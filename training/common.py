@@ -16,7 +16,7 @@ import click
 import lightning as L
 import numpy as np
 from lightning.fabric.utilities.rank_zero import _get_rank
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from torch.utils.data import DataLoader
 
 
@@ -163,8 +163,9 @@ class FitStepsToBudget(L.Callback):
             return
         spent = time.time() - self._start_time
         per_step = spent / (trainer.global_step - self._start_step)
-        left = self.budget_s - self._done_before - spent
-        planned = trainer.global_step + max(0, int(0.97 * left / per_step))  # 3 %: validation and the final save
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # the clock that would cut the run
+        left = timer.time_remaining("train") if timer else self.budget_s - self._done_before - spent
+        planned = trainer.global_step + max(0, int(0.9 * (left or 0.0) / per_step))  # 10 %: a slower pace later, the save
         if trainer.max_steps and trainer.max_steps > 0:
             planned = min(planned, trainer.max_steps)
         self.planned_steps = int(trainer.strategy.broadcast(planned, src=0))
