@@ -537,8 +537,15 @@ def test_a_time_budget_plans_its_steps_so_the_cosine_ends_annealed(tmp_path):
     assert len(lr) == plan and lr[0] == pytest.approx(RUN["lr"]) and lr[-1] == pytest.approx(0.01 * RUN["lr"], rel=0.02)
 
 
-def test_a_card_names_the_drugs_when_a_drugs_build_is_in_the_mix():
-    from training.cards import corpora
+def test_a_card_names_the_drugs_when_a_drugs_build_is_in_the_mix(tmp_path):
+    from training.cards import render_card
+    from training.potentials.train import corpora
 
-    assert corpora(["data/xtb-moses-2.5k", "data/xtb-drugs-contact"]) == "MOSES molecules and approved drugs outside MOSES"
-    assert corpora(["data/xtb-moses-2.5k", "data/xtb-moses-2.5k-contact"]) == "MOSES molecules"
+    for name, config in (("moses", {"recipe": "thermal"}), ("named-freely", {"recipe": "contact", "corpus": "drugs"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "build.json").write_text(json.dumps(config))
+    both = corpora([tmp_path / "moses", tmp_path / "named-freely"])  # the build's record, not its folder's name
+    assert both == "MOSES molecules and approved drugs outside MOSES"
+    assert corpora([tmp_path / "moses", tmp_path / "packed-without-a-build-json"]) == "MOSES molecules"
+    meta = json.loads((Path(chemzoo.__file__).parent / "checkpoints" / "schnet-xtb-moses-53k-md7" / "chemzoo.json").read_text())
+    assert "held-out MOSES molecules and approved drugs" in render_card("potential", {**meta, "molecules": both})

@@ -107,17 +107,11 @@ def continued_line(meta: dict) -> str:
             f"optimizer steps and wall time below are this continuation's.")
 
 
-def corpora(folders) -> str:
-    """What the molecules of some dataset folders are: MOSES's, and the approved drugs' where a drugs build is among them."""
-    drugs = any("drugs" in Path(str(f)).name for f in folders)
-    return "MOSES molecules and approved drugs outside MOSES" if drugs else "MOSES molecules"
-
-
 def potential_card_data(meta: dict) -> tuple[ModelCardData, dict]:
     from ase.data import chemical_symbols
 
     metrics, run, errors = meta.get("metrics", {}), meta.get("run", {}), meta.get("test_errors", {})
-    test = f"GFN2-xTB labels of held-out {corpora(run.get('data') or [])} (test split)"
+    test = f"GFN2-xTB labels of held-out {meta.get('molecules', 'MOSES molecules')} (test split)"
     results = [EvalResult(task_type="interatomic-potential", task_name="Energies and forces", dataset_type="xtb-moses",
                           dataset_name=test, dataset_split="test", metric_type="mae", metric_name=name,
                           metric_value=round(errors[key], 2))

@@ -144,10 +144,9 @@ class FitStepsToBudget(L.Callback):
     free of the clock (the first ``measure`` steps' rates then differ in the fourth digit)."""
 
     def __init__(self, minutes: float, measure: int = 50):
-        self.budget_s, self.measure = 60.0 * minutes, measure
+        self.minutes, self.measure = minutes, measure
         self.planned_steps: int | None = None
         self._start_step = self._start_time = None
-        self._done_before = 0.0  # wall time of earlier attempts (s), when resumed
 
     def _apply(self, trainer, pl_module):
         pl_module.planned_steps = self.planned_steps
@@ -163,23 +162,22 @@ class FitStepsToBudget(L.Callback):
             return
         spent = time.time() - self._start_time
         per_step = spent / (trainer.global_step - self._start_step)
-        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # the clock that would cut the run
-        left = timer.time_remaining("train") if timer else self.budget_s - self._done_before - spent
-        planned = trainer.global_step + max(0, int(0.9 * (left or 0.0) / per_step))  # 10 %: a slower pace later, the save
-        if trainer.max_steps and trainer.max_steps > 0:
+        timer = next(c for c in trainer.callbacks if isinstance(c, Timer))  # Lightning's clock (max_time), kept over resumes
+        left = timer.time_remaining("train") or 0.0
+        planned = trainer.global_step + max(0, int(0.9 * left / per_step))  # 10 %: a slower pace later, the save
+        if trainer.max_steps > 0:
             planned = min(planned, trainer.max_steps)
         self.planned_steps = int(trainer.strategy.broadcast(planned, src=0))
         self._apply(trainer, pl_module)
         click.echo(f"{per_step:.2f} s a step: planned {self.planned_steps} steps within the "
-                   f"{self.budget_s / 60:g}-minute budget (--max-steps {self.planned_steps} repeats it without the clock)",
+                   f"{self.minutes:g}-minute budget (--max-steps {self.planned_steps} repeats it without the clock)",
                    err=True)
 
     def state_dict(self):
-        elapsed = self._done_before + (time.time() - self._start_time if self._start_time else 0.0)
-        return {"planned_steps": self.planned_steps, "elapsed": elapsed}
+        return {"planned_steps": self.planned_steps}
 
     def load_state_dict(self, state):
-        self.planned_steps, self._done_before = state.get("planned_steps"), state.get("elapsed", 0.0)
+        self.planned_steps = state.get("planned_steps")
 
 
 def fit(module: L.LightningModule, data: L.LightningDataModule, run: dict, out: Path, callbacks=(),

@@ -23,7 +23,7 @@ import torch
 
 from chemzoo.files import write_metadata
 from chemzoo.potentials.model import ARCHITECTURES, Potential
-from training.cards import corpora, render_card
+from training.cards import render_card
 from training.common import fit, start_run
 from training.potentials.data import PotentialDataModule, closest_contacts, collate_structures, fit_reference_energies
 from training.potentials.dataset import ELEMENTS
@@ -34,6 +34,13 @@ from training.results import record_run
 def data_folders(run: dict) -> list[Path]:
     """The run's dataset folders (``data``: one path, or a list of folders trained on together)."""
     return [Path(f) for f in ([run["data"]] if isinstance(run["data"], str) else run["data"])]
+
+
+def corpora(folders: list[Path]) -> str:
+    """Whose molecules some dataset folders hold, from each build's ``build.json`` (``corpus``; none: MOSES)."""
+    drugs = any(json.loads((f / "build.json").read_text()).get("corpus") == "drugs"
+                for f in folders if (f / "build.json").exists())
+    return "MOSES molecules and approved drugs outside MOSES" if drugs else "MOSES molecules"
 
 
 def test_errors(model: Potential, test_set, batch_size: int = 16) -> dict:
@@ -60,7 +67,8 @@ def finish(out: Path, run: dict, model: Potential, n_train: int, wall_time_s: fl
     config = model.config
     metadata = {"name": run["name"], "family": "potential", "architecture": run["architecture"],
                 "params": model.num_parameters, "n_train": n_train, "elements": list(config.elements),
-                "cutoff": config.cutoff, "training_data": f"GFN2-xTB labels of {corpora(data_folders(run))} ({' + '.join(Path(f).name for f in data_folders(run))})",
+                "cutoff": config.cutoff, "molecules": corpora(data_folders(run)),
+                "training_data": f"GFN2-xTB labels of {corpora(data_folders(run))} ({' + '.join(Path(f).name for f in data_folders(run))})",
                 "seed": run["seed"], "init": run.get("init") or "random initialisation",
                 "accelerator": run.get("accelerator", "cpu"), "test_errors": errors, "metrics": metrics, "run": run}
     folder = model.save_pretrained(out / "checkpoint")
