@@ -46,7 +46,7 @@ def test_splits_are_by_molecule(data):
 
 
 def test_finished_chunks_are_not_redone(tmp_path):
-    job = (0, ["CCO"], 0, 2, 0, "thermal", None, SPLITS, tmp_path)
+    job = (0, ["CCO"], [0], 2, 0, "thermal", None, SPLITS, tmp_path)
     assert build_chunk(job)[1] == 2
     chunk = tmp_path / "chunk-00000.npz"
     stamp = chunk.stat().st_mtime_ns
@@ -62,9 +62,9 @@ def test_a_split_alone_is_the_full_builds_structures_of_that_split(tmp_path):
     first = next(m for m in range(100) if split_of(m, 0) == "test" and split_of(m + 1, 0) == "train")
     full, part = tmp_path / "full", tmp_path / "part"
     full.mkdir(), part.mkdir()
-    assert build_chunk((0, ["CCO", "CC=O"], first, 2, 0, "thermal", None, SPLITS, full))[1:] == (4, 0)
-    assert build_chunk((0, ["CCO", "CC=O"], first, 2, 0, "thermal", None, ["test"], part))[1:] == (2, 0)
-    assert build_chunk((1, ["CC=O"], first + 1, 2, 0, "thermal", None, ["test"], part))[1:] == (0, 0)
+    assert build_chunk((0, ["CCO", "CC=O"], [first, first + 1], 2, 0, "thermal", None, SPLITS, full))[1:] == (4, 0)
+    assert build_chunk((0, ["CCO", "CC=O"], [first, first + 1], 2, 0, "thermal", None, ["test"], part))[1:] == (2, 0)
+    assert build_chunk((1, ["CC=O"], [first + 1], 2, 0, "thermal", None, ["test"], part))[1:] == (0, 0)
     a, b = load_dataset(full), load_dataset(part)
     assert b["mol_index"].tolist() == [first, first] and b["split"].tolist() == ["test", "test"]
     assert b["n_atoms"].tolist() == [9, 9]  # ethanol's, not acetaldehyde's
@@ -279,7 +279,7 @@ def test_md_recipes_label_a_potentials_own_trajectory_with_xtb(tmp_path, recipe)
     from training.potentials.dataset import split_of
     from training.potentials.sampling import start_temperature, thermal_temperature
 
-    job = (0, ["CCO", "CC(=O)O"], 4, 2, 0, recipe, "schnet-xtb-moses-53k-md7", SPLITS, tmp_path / "a")
+    job = (0, ["CCO", "CC(=O)O"], [4, 5], 2, 0, recipe, "schnet-xtb-moses-53k-md7", SPLITS, tmp_path / "a")
     (tmp_path / "a").mkdir()
     assert build_chunk(job)[1:] == (4, 0)
     got = load_dataset(tmp_path / "a")
@@ -549,3 +549,65 @@ def test_a_card_names_the_drugs_when_a_drugs_build_is_in_the_mix(tmp_path):
     assert corpora([tmp_path / "moses", tmp_path / "packed-without-a-build-json"]) == "MOSES molecules"
     meta = json.loads((Path(chemzoo.__file__).parent / "checkpoints" / "schnet-xtb-moses-53k-md7" / "chemzoo.json").read_text())
     assert "held-out MOSES molecules and approved drugs" in render_card("potential", {**meta, "molecules": both})
+
+
+def test_halogen_recipe_pushes_atoms_onto_a_bromine_and_xtb_charges_for_it():
+    """2-Bromophenyl methyl sulfone (PaiNN's hot failures: the Br bridging onto its ring neighbour, a sulfonyl O
+    closing on the ortho Br): the geminal pairs are the Br and the two ring carbons beside its carbon; the facing
+    pairs reach the sulfone's S and an O; each geometry moves one pair to its fraction; xTB charges for it."""
+    from training.potentials.dataset import (CONTACT_FLOOR, HALOGEN_PAIRS, MAX_FORCE, SQUEEZE_FLOOR, conformers,
+                                             halogen_pairs, label_molecule, move_halogen)
+
+    smiles = "Brc1ccccc1S(=O)(=O)C"
+    numbers, (conformer,), topology = conformers(smiles, 1, 3)
+    br, carbon = 0, 1
+    i, j = halogen_pairs(conformer, numbers, topology, "geminal")
+    assert set(i) == {br} and sorted(j) == sorted(np.flatnonzero((topology[carbon] == 1) & (numbers == 6)))
+    i, j = halogen_pairs(conformer, numbers, topology, "facing")
+    assert set(i) == {br} and 16 in numbers[j] and 8 in numbers[j] and (topology[br, j] >= 3).all()
+    i, j = halogen_pairs(conformer, numbers, topology, "near")
+    assert set(topology[br, j]) == {2, 3} and 1 in numbers[j]  # the ring H two carbons away is near too
+    for k, (which, low, high, _) in enumerate(HALOGEN_PAIRS[:3]):
+        moved = move_halogen(conformer, numbers, topology, which, low, high, np.random.default_rng(k))
+        d0 = np.linalg.norm(conformer[:, None] - conformer[None], axis=-1)
+        d = np.linalg.norm(moved[:, None] - moved[None], axis=-1)
+        partner = int(np.argmax(np.abs(d[br] - d0[br])))  # the atom the Br moved against
+        floor = SQUEEZE_FLOOR if which == "facing" else CONTACT_FLOOR
+        assert max(floor, low * d0[br, partner]) - 1e-9 <= d[br, partner] <= high * d0[br, partner]
+    rows = label_molecule(smiles, 3, 4, 0, "halogen")
+    thermal = label_molecule(smiles, 3, 3, 0, "thermal")
+    assert [r[4] for r in rows] == [t for _, _, _, t in HALOGEN_PAIRS][: len(rows)] and len(rows) >= 3
+    assert rows[0][2] > thermal[0][2] + 0.1 and all(np.abs(r[3]).max() <= MAX_FORCE for r in rows)
+    assert label_molecule("CCO", 0, 4, 0, "halogen") == []  # no Cl or Br: nothing to push onto
+
+
+def test_a_build_with_an_element_keeps_each_molecules_place_and_so_its_split(tmp_path, monkeypatch):
+    """--with-element Br: only the molecules with a Br, counted by --molecules, each with mol_index its place in the
+    seeded order of the whole corpus (the index, and so the split, every other build gives it); recorded in
+    build.json and the card; asking for more such molecules than the corpus has is a usage error."""
+    from click.testing import CliRunner
+
+    from training import moses
+    from training.potentials.dataset import containing, main, split_of
+
+    pool = ["CCO", "CCBr", "CC(Cl)O", "CCN", "BrCC(=O)O", "CS"]
+    order = np.random.default_rng(0).permutation(len(pool))
+    assert containing(pool, order, ["Br"], 9) == [p for p, i in enumerate(order) if "Br" in pool[i]]
+    assert containing(pool, order, ["Br", "Cl"], 1) == [min(p for p, i in enumerate(order) if pool[i] in pool[1:3] + pool[4:5])]
+    monkeypatch.setattr(moses, "read_smiles", lambda split: pool)
+    out = tmp_path / "br"
+    result = CliRunner().invoke(main, ["--with-element", "Br", "--molecules", "2", "--per-molecule", "1", "--workers", "1",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    got = load_dataset(out)
+    places = sorted(p for p, i in enumerate(order) if "Br" in pool[i])
+    assert sorted(np.unique(got["mol_index"])) == places
+    assert got["split"].tolist() == [split_of(m, 0) for m in got["mol_index"]]
+    assert all(35 in got["numbers"][s:e] for s, e in zip(np.cumsum(got["n_atoms"]) - got["n_atoms"], np.cumsum(got["n_atoms"])))
+    assert json.loads((out / "build.json").read_text())["elements"] == ["Br"]
+    card = (out / "README.md").read_text()
+    assert card.startswith("# GFN2-xTB energies and forces of MOSES molecules with Br")
+    assert "--recipe thermal --with-element Br --out br`" in card  # the build command, as it is typed
+    result = CliRunner().invoke(main, ["--with-element", "Br", "--molecules", "3", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 2 and "--molecules 3: the moses corpus has 2 molecules with Br; ask for at most that" in result.output
+    assert not (tmp_path / "e").exists()

@@ -6,7 +6,7 @@
 
 For each molecule (a seeded random subset of MOSES train, elements H C N O F S Cl Br; or, with
 ``--corpus drugs``, of ChEMBL's approved drugs outside MOSES and the out-of-distribution set,
-``training.drugs``): RDKit ETKDG conformers relaxed with MMFF94, then perturbed by one of seven recipes,
+``training.drugs``): RDKit ETKDG conformers relaxed with MMFF94, then perturbed by one of eight recipes,
 and each geometry is labelled by ``tblite`` GFN2-xTB:
 
 - ``thermal`` (the default): Gaussian displacements at 300, 600 and 1000 K
@@ -42,6 +42,18 @@ and each geometry is labelled by ``tblite`` GFN2-xTB:
   MD of a 5-hydroxyflavone squeezed its O...O to 2.1 Å and the proton hopped; an O/N pair in the first
   two geometries where the molecule has one, any pair in the other two, 300 K noise and 1000 K in the
   fourth. Molecules without such a pair give none; forces above 30 eV/Å dropped as for ``contact``.
+- ``halogen``: the walls around a Cl or Br, where hot MD of PaiNN let an aryl Br bridge onto its ring
+  neighbour and a sulfonyl O close on an ortho Br: a halogen and a heavy atom two bonds from it (the
+  ring neighbour of its carbon) pulled together to 55-90 % of their distance, a halogen and any atom
+  two or three bonds away to 50-90 %, a halogen and a heavy atom three or more bonds away facing it
+  within 4 Å pushed to 65-95 % (not under 2.0 Å, each carrying its hydrogens), all with 300 K noise,
+  and a fourth geometry like the first with 1000 K noise. Molecules without Cl or Br give none
+  (``--with-element Cl --with-element Br`` picks the molecules that have one); forces above 30 eV/Å
+  dropped as for ``contact``.
+
+``--with-element`` keeps only the molecules that contain one of the named elements (MOSES has a Br in
+3 % of its molecules, a Cl in 10 %): the first ``--molecules`` of the seeded order that do, each keeping
+its place in that order as ``mol_index``, so its split is the one every other build gives it.
 
 Splits are by molecule (80/10/10). Molecules are processed in chunks written atomically as
 ``chunk-NNNNN.npz``: an interruption loses at most the chunks in progress, and rerunning the same command skips finished chunks. Rerunning with a larger
@@ -70,7 +82,7 @@ from training.potentials.sampling import (EQUILIBRATE_FS, FRAME_FS, MIN_PAIR, ST
 
 TEMPERATURES = (300.0, 600.0, 1000.0)  # K
 SIGMA_300K = 0.02  # Å, Gaussian displacement per Cartesian component at 300 K
-RECIPES = ("thermal", "contact", "md", "stretch", "proton", "squeeze", "langevin")
+RECIPES = ("thermal", "contact", "md", "stretch", "proton", "squeeze", "langevin", "halogen")
 MD_RECIPES = ("md", "langevin")  # a potential's MD, one run per chunk
 CORPORA = ("moses", "drugs")
 DRUG_INDEX = 10_000_000  # a drug's mol_index is this plus its place in the seeded order: never a MOSES index
@@ -96,6 +108,11 @@ SQUEEZE = (0.7, 0.95)
 SQUEEZE_REACH = 3.5  # Å
 SQUEEZE_FLOOR = 2.0  # Å
 SQUEEZE_APART = 4  # bonds, the nearest pairs squeezed (closer ones are the contact recipe's)
+# halogen recipe: (which pairs, lowest and highest fraction of their distance, noise temperature K) of the k-th geometry
+HALOGENS = (17, 35)  # Cl, Br
+HALOGEN_PAIRS = (("geminal", 0.55, 0.9, 300.0), ("near", 0.5, 0.9, 300.0), ("facing", 0.65, 0.95, 300.0),
+                 ("geminal", 0.55, 0.9, 1000.0))
+HALOGEN_REACH = 4.0  # Å, the farthest facing atom pushed onto a halogen
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 ELEMENTS = (1, 6, 7, 8, 9, 16, 17, 35)
 
@@ -252,6 +269,30 @@ def squeeze(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, po
                             SQUEEZE_FLOOR, carries=hydrogens)
 
 
+def halogen_pairs(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, which: str
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(halogen, partner) pairs of the halogen recipe: ``geminal`` - a heavy atom two bonds from a Cl or Br (the ring
+    neighbour of its carbon); ``near`` - any atom two or three bonds away; ``facing`` - a heavy atom three or more
+    bonds away within ``HALOGEN_REACH`` Å (an ortho substituent's O, a folded chain)."""
+    heavy = numbers > 1
+    partner = {"geminal": (topology == 2) & heavy[None], "near": (topology == 2) | (topology == 3),
+               "facing": (topology >= 3) & heavy[None]
+               & (np.linalg.norm(positions[:, None] - positions[None], axis=-1) <= HALOGEN_REACH)}[which]
+    return np.nonzero(partner & np.isin(numbers, HALOGENS)[:, None])
+
+
+def move_halogen(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, which: str, low: float,
+                 high: float, rng: np.random.Generator) -> np.ndarray | None:
+    """One random pair of ``halogen_pairs`` moved together along its axis to a random fraction in [low, high) of its
+    distance: not under ``CONTACT_FLOOR`` Å, or for a ``facing`` pair not under ``SQUEEZE_FLOOR`` Å with each atom
+    carrying its hydrogens (as the squeeze recipe); None when the molecule has no such pair."""
+    i, j = halogen_pairs(positions, numbers, topology, which)
+    if which != "facing":
+        return move_random_pair(positions, i, j, low, high, rng, CONTACT_FLOOR)
+    hydrogens = (topology == 1) & (numbers == 1)[None]
+    return move_random_pair(positions, i, j, low, high, rng, SQUEEZE_FLOOR, carries=hydrogens)
+
+
 def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, topology: np.ndarray,
              rng: np.random.Generator):
     """The k-th geometry of a molecule (Å) and its noise temperature (K); None when the recipe has no pair to move."""
@@ -267,6 +308,10 @@ def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, to
         polar, temperature = SQUEEZES[k % len(SQUEEZES)]
         squeezed = squeeze(conformer, numbers, topology, polar, rng)
         return None if squeezed is None else (squeezed + noise(rng, n_atoms, temperature), temperature)
+    if recipe == "halogen":
+        which, low, high, temperature = HALOGEN_PAIRS[k % len(HALOGEN_PAIRS)]
+        moved = move_halogen(conformer, numbers, topology, which, low, high, rng)
+        return None if moved is None else (moved + noise(rng, n_atoms, temperature), temperature)
     if recipe == "proton":
         low, high, temperature = PROTON_PATH[k % len(PROTON_PATH)]
         moved = move_proton(conformer, numbers, topology, low, high, rng)
@@ -298,7 +343,7 @@ def label(numbers: np.ndarray, made, drop_above: float | None = None) -> list:
 
 
 def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, recipe: str = "thermal"):
-    """Geometries of the thermal, contact, stretch, proton or squeeze recipe and their xTB labels for one molecule; [] when RDKit
+    """Geometries of a per-molecule recipe (every recipe but md and langevin) and their xTB labels for one molecule; [] when RDKit
     cannot embed it or xTB fails."""
     rng = np.random.default_rng([seed, mol_index] if recipe == "thermal" else [seed, mol_index, RECIPES.index(recipe)])
     numbers, confs, topology = conformers(smiles, max(1, per_molecule // len(TEMPERATURES)), seed + mol_index)
@@ -308,24 +353,24 @@ def label_molecule(smiles: str, mol_index: int, per_molecule: int, seed: int, re
     return label(numbers, [m for m in made if m is not None], None if recipe == "thermal" else MAX_FORCE)
 
 
-def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed: int, md_model: str,
+def label_md_chunk(smiles: list[str], indices: list[int], per_molecule: int, seed: int, md_model: str,
                    recipe: str = "md") -> list[list]:
-    """The ``md`` or ``langevin`` recipe for one chunk: frames of ``md_model``'s NVE (hot starts) or Langevin MD
-    (300-600 K) from each molecule's conformer (``training.potentials.sampling``), labelled by xTB; per molecule
-    its labelled frames ([] if none)."""
+    """The ``md`` or ``langevin`` recipe for one chunk (molecules ``smiles`` with ``mol_index`` ``indices``): frames of
+    ``md_model``'s NVE (hot starts) or Langevin MD (300-600 K) from each molecule's conformer
+    (``training.potentials.sampling``), labelled by xTB; per molecule its labelled frames ([] if none)."""
     from ase import Atoms
 
     import chemzoo
 
     embedded = []  # (offset in the chunk, numbers, conformer)
-    for offset, smi in enumerate(smiles):
-        numbers, confs, _ = conformers(smi, 1, seed + first_index + offset)
+    for offset, (smi, index) in enumerate(zip(smiles, indices)):
+        numbers, confs, _ = conformers(smi, 1, seed + index)
         if confs:
             embedded.append((offset, numbers, confs[0]))
     temperature_of = thermal_temperature if recipe == "langevin" else start_temperature
-    temperatures = [temperature_of(first_index + offset) for offset, _, _ in embedded]
+    temperatures = [temperature_of(indices[offset]) for offset, _, _ in embedded]
     frames = md_frames([Atoms(numbers=z, positions=x) for _, z, x in embedded], temperatures, per_molecule,
-                       chemzoo.calculator(md_model), seed=[seed, first_index], thermostat=recipe == "langevin")
+                       chemzoo.calculator(md_model), seed=[seed, indices[0]], thermostat=recipe == "langevin")
     out = [[] for _ in smiles]
     for (offset, numbers, _), temperature, positions in zip(embedded, temperatures, frames):
         out[offset] = label(numbers, [(x, temperature) for x in positions], MAX_FORCE)
@@ -333,18 +378,20 @@ def label_md_chunk(smiles: list[str], first_index: int, per_molecule: int, seed:
 
 
 def build_chunk(args) -> tuple[int, int, int]:
-    chunk, smiles, first_index, per_molecule, seed, recipe, md_model, splits, out = args
+    """Label one chunk (its molecules' SMILES and ``mol_index`` list) into ``out/chunk-NNNNN.npz``; (chunk, structures,
+    molecules that gave none). A finished chunk is kept."""
+    chunk, smiles, indices, per_molecule, seed, recipe, md_model, splits, out = args
     path = out / f"chunk-{chunk:05d}.npz"
     if path.exists():
         return chunk, int(np.load(path)["energy"].shape[0]), 0
     # the per-molecule recipes label only the molecules of ``splits``; an MD recipe's chunk is simulated whole
-    wanted = [recipe in MD_RECIPES or split_of(first_index + offset, seed) in splits for offset in range(len(smiles))]
+    wanted = [recipe in MD_RECIPES or split_of(index, seed) in splits for index in indices]
     if recipe in MD_RECIPES:
-        labelled = label_md_chunk(smiles, first_index, per_molecule, seed, md_model, recipe)
+        labelled = label_md_chunk(smiles, indices, per_molecule, seed, md_model, recipe)
     else:
-        labelled = [label_molecule(smi, first_index + offset, per_molecule, seed, recipe) if want else []
-                    for offset, (smi, want) in enumerate(zip(smiles, wanted))]
-    rows = [(first_index + offset, *r) for offset, found in enumerate(labelled) for r in found]
+        labelled = [label_molecule(smi, index, per_molecule, seed, recipe) if want else []
+                    for smi, index, want in zip(smiles, indices, wanted)]
+    rows = [(index, *r) for index, found in zip(indices, labelled) for r in found]
     failed = sum(found == [] and want for found, want in zip(labelled, wanted))
     n_atoms = np.array([len(r[1]) for r in rows], dtype=np.int32)
     arrays = dict(
@@ -394,7 +441,30 @@ RECIPE_TEXT = {
                 + f"{SQUEEZE[0]:.0%}-{SQUEEZE[1]:.0%} of their distance, not under {SQUEEZE_FLOOR} Å, each with its hydrogens: an O/N pair in the first two\n  "
                 "geometries where the molecule has one, any pair in the other two; 300 K noise, 1000 K in the\n  fourth "
                 + f"(Gaussian, 0.02 Å x sqrt(T / 300 K)). Geometries with an xTB force above {MAX_FORCE:.0f} eV/Å are dropped."),
+    "halogen": ("the walls around a Cl or Br: a halogen and a heavy atom two bonds away (the ring\n  neighbour of its "
+                + "carbon) pulled together along their axis to {:.0%}-{:.0%} of their distance, a halogen and any\n  atom two or three "
+                + "bonds away to {:.0%}-{:.0%} (not under {} Å), a halogen and a heavy atom three or more bonds\n  away within "
+                + "{} Å pushed to {:.0%}-{:.0%} (not under {} Å, each with its hydrogens), with 300 K noise; a fourth\n  like the "
+                + "first with 1000 K noise (Gaussian, 0.02 Å x sqrt(T / 300 K)). Geometries with an xTB force\n  above {:.0f} eV/Å "
+                + "are dropped.").format(*HALOGEN_PAIRS[0][1:3], *HALOGEN_PAIRS[1][1:3], CONTACT_FLOOR, HALOGEN_REACH,
+                                         *HALOGEN_PAIRS[2][1:3], SQUEEZE_FLOOR, MAX_FORCE),
 }
+SYMBOLS = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 16: "S", 17: "Cl", 35: "Br"}
+
+
+def containing(pool: list[str], order: np.ndarray, elements: list[str], count: int) -> list[int]:
+    """Places in ``order`` (a permutation of ``pool``) of the first ``count`` molecules that contain one of ``elements``
+    (symbols), or of every such molecule when there are fewer."""
+    from rdkit import Chem
+
+    wanted, places = set(elements), []
+    for place, i in enumerate(tqdm(order, desc=f"molecules with {' or '.join(elements)}", unit="mol", leave=False)):
+        mol = Chem.MolFromSmiles(pool[i], sanitize=False)
+        if mol is not None and any(a.GetSymbol() in wanted for a in mol.GetAtoms()):
+            places.append(place)
+            if len(places) == count:
+                break
+    return places
 
 
 def write_card(out: Path, config: dict, seconds: float) -> dict:
@@ -410,7 +480,8 @@ def write_card(out: Path, config: dict, seconds: float) -> dict:
                  force_component_std_eV_per_A=float(data["forces"].std()),
                  force_norm_eV_per_A=dict(mean=float(fnorm.mean()), max=float(fnorm.max())))
     (out / "dataset.json").write_text(json.dumps({"config": config, "stats": stats}, indent=2) + "\n")
-    cmd = " ".join(" ".join(f"--split {x}" for x in v) if k == "splits" else f"--{k.replace('_', '-')} {v}"
+    repeated = {"splits": "--split", "elements": "--with-element"}  # list options, given once per value
+    cmd = " ".join(" ".join(f"{repeated[k]} {x}" for x in v) if k in repeated else f"--{k.replace('_', '-')} {v}"
                    for k, v in config.items() if k != "out")
     only = f"\n  Only the {' and '.join(config['splits'])} split{'s' * (len(config['splits']) > 1)} labelled." if "splits" in config else ""
     if config.get("corpus") == "drugs":
@@ -421,6 +492,11 @@ def write_card(out: Path, config: dict, seconds: float) -> dict:
                   f"  `mol_index` = {DRUG_INDEX:,} + place in the seeded order. Split by molecule 80/10/10")
     else:
         title, source = "MOSES molecules", "a seeded random subset of MOSES train (from the `molsets` wheel), split by molecule\n  80/10/10"
+    if config.get("elements"):
+        with_ = " or ".join(config["elements"])
+        title += f" with {with_}"
+        source += (f";\n  only the molecules with {with_} (the first of the seeded order that have one, each keeping its place"
+                   " as `mol_index`,\n  so its split is the one every build gives it)")
     (out / "README.md").write_text(f"""# GFN2-xTB energies and forces of {title}
 
 Built by `python -m training.potentials.dataset {cmd} --out {out.name}` ({seconds / 60:.0f} min of labelling).
@@ -468,7 +544,8 @@ def worker_threads(workers: int, cores: int, requested: str | None) -> int:
                    "md: frames of a potential's own hot MD (where it needs labels); stretch: bonds pulled apart (the wall hot MD climbs); "
                    "proton: hydrogens moved part of the way onto another atom (the hops hot MD made); "
                    "squeeze: atoms 4+ bonds apart pushed together (1-5 and farther contacts); "
-                   "langevin: frames of a potential's 300-600 K Langevin MD (thermal motion).")
+                   "langevin: frames of a potential's 300-600 K Langevin MD (thermal motion); "
+                   "halogen: atoms pushed onto a Cl or Br (the walls around a halogen).")
 @click.option("--corpus", type=click.Choice(CORPORA), default="moses", show_default=True,
               help="moses: MOSES train; drugs: ChEMBL's approved drugs outside MOSES and the out-of-distribution set "
                    "(training.drugs).")
@@ -477,14 +554,18 @@ def worker_threads(workers: int, cores: int, requested: str | None) -> int:
 @click.option("--split", "splits", type=click.Choice(list(SPLIT_FRACTIONS)), multiple=True,
               help="Label only this split's molecules (repeatable; e.g. --split test: a held-out evaluation set, the same "
                    "structures as the full build's test split) [default: all].")
+@click.option("--with-element", "elements", type=click.Choice([SYMBOLS[z] for z in ELEMENTS[2:]]), multiple=True,
+              help="Only molecules that contain this element (repeatable: any of them); --molecules counts those.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def main(molecules, per_molecule, chunk_molecules, seed, recipe, corpus, md_model, splits, workers, out):
+def main(molecules, per_molecule, chunk_molecules, seed, recipe, corpus, md_model, splits, elements, workers, out):
     """Label MOSES molecules (or approved drugs) with GFN2-xTB in resumable chunks."""
     config = dict(molecules=molecules, per_molecule=per_molecule, chunk_molecules=chunk_molecules, seed=seed,
                   recipe=recipe)
     if corpus != "moses":  # recorded only when not MOSES (older folders are MOSES)
         config["corpus"] = corpus
+    if elements:  # recorded only when filtered
+        config["elements"] = sorted(set(elements))
     if splits and recipe in MD_RECIPES:  # one MD run per chunk draws every molecule's velocities: a part would differ
         raise click.UsageError(f"--split is for the per-molecule recipes; the {recipe} recipe's chunks are simulated together")
     splits = [s for s in SPLIT_FRACTIONS if s in splits] if splits else list(SPLIT_FRACTIONS)
@@ -500,14 +581,16 @@ def main(molecules, per_molecule, chunk_molecules, seed, recipe, corpus, md_mode
     if config_file.exists() and not can_extend(json.loads(config_file.read_text()), config):
         raise click.UsageError(f"{out} was built with another config ({config_file}); use a new --out")
     pool_of, first = (moses.read_smiles("train"), 0) if corpus == "moses" else (drugs.training_drugs()[0], DRUG_INDEX)
-    if molecules > len(pool_of):
-        raise click.UsageError(f"--molecules {molecules}: the {corpus} corpus has {len(pool_of)}; ask for at most that")
+    order = np.random.default_rng(seed).permutation(len(pool_of))
+    places = containing(pool_of, order, config["elements"], molecules) if elements else range(min(molecules, len(pool_of)))
+    if molecules > len(places):
+        having = f" molecules with {' or '.join(config['elements'])}" if elements else ""
+        raise click.UsageError(f"--molecules {molecules}: the {corpus} corpus has {len(places)}{having}; ask for at most that")
     out.mkdir(parents=True, exist_ok=True)
     config_file.write_text(json.dumps(config, indent=2) + "\n")
-    chosen = np.random.default_rng(seed).permutation(len(pool_of))[:molecules]
-    smiles = [pool_of[i] for i in chosen]
-    jobs = [(c, smiles[s : s + chunk_molecules], first + s, per_molecule, seed, recipe, config.get("md_model"), splits, out)
-            for c, s in enumerate(range(0, molecules, chunk_molecules))]
+    smiles, indices = [pool_of[order[p]] for p in places], [first + p for p in places]
+    jobs = [(c, smiles[s : s + chunk_molecules], indices[s : s + chunk_molecules], per_molecule, seed, recipe,
+             config.get("md_model"), splits, out) for c, s in enumerate(range(0, molecules, chunk_molecules))]
     start, total, failed = time.time(), 0, 0
     os.environ["OMP_NUM_THREADS"] = str(worker_threads(workers, len(os.sched_getaffinity(0)),
                                                        os.environ.get("OMP_NUM_THREADS")))  # the spawned workers'

@@ -7,7 +7,7 @@
 # Every step is resumable: rerun the script and finished chunks and runs are skipped. The langevin builds take
 # hours; their finished chunks are committed in results/potentials/<build>/ and copied back into data/ first.
 # FINISH_LANGEVIN=0 trains on the committed chunks as they are (what fits one 3-hour session on 2 cores: session 18
-# ran MD_MOLECULES=100 MINUTES=45 FINISH_LANGEVIN=0).
+# ran MD_MOLECULES=100 MINUTES=45 FINISH_LANGEVIN=0). BUILD_ONLY=1 makes the builds and stops (painn_al3.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
@@ -37,6 +37,7 @@ if [ "${FINISH_LANGEVIN:-1}" = 1 ]; then
 build --molecules 2500 --per-molecule 8 --recipe langevin --md-model $SAMPLER --out data/xtb-moses-2.5k-langevin
 build --corpus drugs --molecules 1456 --per-molecule 8 --recipe langevin --md-model $SAMPLER --out data/xtb-drugs-langevin
 fi
+[ "${BUILD_ONLY:-0}" = 1 ] && exit 0
 D=data
 OMP_NUM_THREADS=$THREADS python -m training.potentials.train \
   --data $D/xtb-moses-2.5k --data $D/xtb-moses-2.5k-contact --data $D/xtb-moses-2.5k-stretch \
