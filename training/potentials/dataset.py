@@ -73,6 +73,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+from ase.data import chemical_symbols
 from tqdm.auto import tqdm
 
 from chemzoo.potentials.datasets import load_dataset
@@ -259,14 +260,18 @@ def squeeze_pairs(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarr
     return i, j
 
 
+def hydrogens_of(numbers: np.ndarray, topology: np.ndarray) -> np.ndarray:
+    """Boolean matrix: [a, h] is True when hydrogen h is bonded to atom a (what a moved atom carries along)."""
+    return (topology == 1) & (numbers == 1)[None]
+
+
 def squeeze(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, polar: bool,
             rng: np.random.Generator) -> np.ndarray | None:
     """One random pair of ``squeeze_pairs`` pushed together symmetrically along its axis to a random fraction in
     ``SQUEEZE`` of its distance (not under ``SQUEEZE_FLOOR`` Å), each atom carrying its hydrogens (an O-H keeps its
     length while its O moves); None when the molecule has no such pair."""
-    hydrogens = (topology == 1) & (numbers == 1)[None]
     return move_random_pair(positions, *squeeze_pairs(positions, numbers, topology, polar), *SQUEEZE, rng,
-                            SQUEEZE_FLOOR, carries=hydrogens)
+                            SQUEEZE_FLOOR, carries=hydrogens_of(numbers, topology))
 
 
 def halogen_pairs(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarray, which: str
@@ -289,8 +294,7 @@ def move_halogen(positions: np.ndarray, numbers: np.ndarray, topology: np.ndarra
     i, j = halogen_pairs(positions, numbers, topology, which)
     if which != "facing":
         return move_random_pair(positions, i, j, low, high, rng, CONTACT_FLOOR)
-    hydrogens = (topology == 1) & (numbers == 1)[None]
-    return move_random_pair(positions, i, j, low, high, rng, SQUEEZE_FLOOR, carries=hydrogens)
+    return move_random_pair(positions, i, j, low, high, rng, SQUEEZE_FLOOR, carries=hydrogens_of(numbers, topology))
 
 
 def geometry(recipe: str, k: int, conformer: np.ndarray, numbers: np.ndarray, topology: np.ndarray,
@@ -449,7 +453,6 @@ RECIPE_TEXT = {
                 + "are dropped.").format(*HALOGEN_PAIRS[0][1:3], *HALOGEN_PAIRS[1][1:3], CONTACT_FLOOR, HALOGEN_REACH,
                                          *HALOGEN_PAIRS[2][1:3], SQUEEZE_FLOOR, MAX_FORCE),
 }
-SYMBOLS = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 16: "S", 17: "Cl", 35: "Br"}
 
 
 def containing(pool: list[str], order: np.ndarray, elements: list[str], count: int) -> list[int]:
@@ -554,7 +557,7 @@ def worker_threads(workers: int, cores: int, requested: str | None) -> int:
 @click.option("--split", "splits", type=click.Choice(list(SPLIT_FRACTIONS)), multiple=True,
               help="Label only this split's molecules (repeatable; e.g. --split test: a held-out evaluation set, the same "
                    "structures as the full build's test split) [default: all].")
-@click.option("--with-element", "elements", type=click.Choice([SYMBOLS[z] for z in ELEMENTS[2:]]), multiple=True,
+@click.option("--with-element", "elements", type=click.Choice([chemical_symbols[z] for z in ELEMENTS[2:]]), multiple=True,
               help="Only molecules that contain this element (repeatable: any of them); --molecules counts those.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)

@@ -7,7 +7,8 @@
 # Every step is resumable: rerun the script and finished chunks and runs are skipped. The langevin builds take
 # hours; their finished chunks are committed in results/potentials/<build>/ and copied back into data/ first.
 # FINISH_LANGEVIN=0 trains on the committed chunks as they are (what fits one 3-hour session on 2 cores: session 18
-# ran MD_MOLECULES=100 MINUTES=45 FINISH_LANGEVIN=0). BUILD_ONLY=1 makes the builds and stops (painn_al3.sh).
+# ran MD_MOLECULES=100 MINUTES=45 FINISH_LANGEVIN=0). A later round trains on the same mix through this script:
+# INIT (the checkpoint continued, default al1), EXTRA_DATA (more --data), NAME and OUT (painn_al3.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
@@ -37,13 +38,12 @@ if [ "${FINISH_LANGEVIN:-1}" = 1 ]; then
 build --molecules 2500 --per-molecule 8 --recipe langevin --md-model $SAMPLER --out data/xtb-moses-2.5k-langevin
 build --corpus drugs --molecules 1456 --per-molecule 8 --recipe langevin --md-model $SAMPLER --out data/xtb-drugs-langevin
 fi
-[ "${BUILD_ONLY:-0}" = 1 ] && exit 0
 D=data
 OMP_NUM_THREADS=$THREADS python -m training.potentials.train \
   --data $D/xtb-moses-2.5k --data $D/xtb-moses-2.5k-contact --data $D/xtb-moses-2.5k-stretch \
   --data $D/xtb-moses-5k-proton --data $D/xtb-moses-5k-squeeze --data $D/xtb-moses-$MD_MOLECULES-md-painn-al1 \
   --data $D/xtb-drugs-contact --data $D/xtb-drugs-stretch --data $D/xtb-drugs-squeeze \
-  --data $D/xtb-moses-2.5k-langevin --data $D/xtb-drugs-langevin --data $D/xtb-drugs-langevin \
+  --data $D/xtb-moses-2.5k-langevin --data $D/xtb-drugs-langevin --data $D/xtb-drugs-langevin ${EXTRA_DATA:-} \
   --architecture painn --features 128 --interactions 3 --epochs 30 --max-steps ${STEPS:-2000} \
-  --max-minutes ${MINUTES:-60} --batch-size 64 --lr 3e-4 --schedule cosine --seed 0 --init $AL1 \
-  --name painn-xtb-moses-53k-al2 --out runs/painn-al2
+  --max-minutes ${MINUTES:-60} --batch-size 64 --lr 3e-4 --schedule cosine --seed 0 --init ${INIT:-$AL1} \
+  --name ${NAME:-painn-xtb-moses-53k-al2} --out ${OUT:-runs/painn-al2}

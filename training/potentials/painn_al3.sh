@@ -8,18 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
-BUILD_ONLY=1 MD_MOLECULES=100 FINISH_LANGEVIN=0 bash training/potentials/painn_al2.sh  # al2's builds
 build() { python -m training.potentials.dataset --workers 2 --seed 0 --recipe halogen --with-element Cl --with-element Br "$@"; }
 build --molecules 3000 --per-molecule 4 --out data/xtb-moses-3k-halogen  # ~750 with a Br, ~2250 with a Cl
 build --corpus drugs --molecules 266 --per-molecule 8 --out data/xtb-drugs-halogen  # every drug with a Cl or Br
-D=data
-OMP_NUM_THREADS=${THREADS:-2} python -m training.potentials.train \
-  --data $D/xtb-moses-2.5k --data $D/xtb-moses-2.5k-contact --data $D/xtb-moses-2.5k-stretch \
-  --data $D/xtb-moses-5k-proton --data $D/xtb-moses-5k-squeeze --data $D/xtb-moses-100-md-painn-al1 \
-  --data $D/xtb-drugs-contact --data $D/xtb-drugs-stretch --data $D/xtb-drugs-squeeze \
-  --data $D/xtb-moses-2.5k-langevin --data $D/xtb-drugs-langevin --data $D/xtb-drugs-langevin \
-  --data $D/xtb-moses-3k-halogen --data $D/xtb-drugs-halogen \
-  --architecture painn --features 128 --interactions 3 --epochs 30 --max-steps ${STEPS:-2000} \
-  --max-minutes ${MINUTES:-60} --batch-size 64 --lr 3e-4 --schedule cosine --seed 0 \
-  --init results/potentials/painn-xtb-moses-53k-al2/checkpoint \
-  --name painn-xtb-moses-53k-al3 --out runs/painn-al3
+# al2's builds and its training command, continued from al2 with the halogen builds added
+MD_MOLECULES=100 FINISH_LANGEVIN=0 INIT=results/potentials/painn-xtb-moses-53k-al2/checkpoint \
+  EXTRA_DATA="--data data/xtb-moses-3k-halogen --data data/xtb-drugs-halogen" \
+  NAME=painn-xtb-moses-53k-al3 OUT=runs/painn-al3 bash training/potentials/painn_al2.sh
