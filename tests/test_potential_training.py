@@ -525,16 +525,33 @@ def test_labelling_workers_share_the_cores_out():
     assert worker_threads(2, 8, "junk") == 4
 
 
-def test_a_time_budget_plans_its_steps_so_the_cosine_ends_annealed(tmp_path):
+def test_a_time_budget_plans_its_steps_so_the_cosine_ends_annealed_even_when_the_machine_slows(tmp_path):
     """Cut by the clock, a cosine over --max-steps would stop half-way at a high learning rate; the plan made
-    after 50 steps ends the run at the planned step with the rate at 1 %, and the plan is kept for a resume."""
-    budgeted = {**RUN, "epochs": 10_000, "max_steps": 1_000_000, "max_minutes": 0.25, "schedule": "cosine"}
-    metrics = train(budgeted, tmp_path)
+    after 50 steps ends the run at the planned step with the rate at 1 %, and when the pace halves later (a
+    loaded machine) the plan is shortened rather than cut; the plan is kept for a resume."""
+    import time
+
+    import lightning as L
+
+    class SlowsDown(L.Callback):  # after the plan, every step takes twice the pace it was planned at
+        def on_train_start(self, trainer, *args):
+            self.start = time.time()
+
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 50:
+                self.pace = (time.time() - self.start) / 50
+            elif trainer.global_step > 50:
+                time.sleep(self.pace)
+
+    budgeted = {**RUN, "epochs": 10_000, "max_steps": 1_000_000, "max_minutes": 0.5, "schedule": "cosine"}
+    metrics = train(budgeted, tmp_path, callbacks=(SlowsDown(),))
     state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
-    plan = next(v for k, v in state["callbacks"].items() if "FitStepsToBudget" in k)["planned_steps"]
+    fitted = next(v for k, v in state["callbacks"].items() if "FitStepsToBudget" in k)
+    plan, replans = fitted["planned_steps"], fitted["replans"]
+    assert replans and replans[-1][1] == plan and all(b < a for (_, a), (_, b) in zip([(0, 10**9)] + replans, replans))
     assert 50 < plan < 1_000_000 and metrics["steps"] == plan  # the clock did not cut it (ckpt: the last 50-step save)
     lr = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "curve.csv")) if r.get("lr")]
-    assert len(lr) == plan and lr[0] == pytest.approx(RUN["lr"]) and lr[-1] == pytest.approx(0.01 * RUN["lr"], rel=0.02)
+    assert len(lr) == plan and lr[0] == pytest.approx(RUN["lr"]) and lr[-1] == pytest.approx(0.01 * RUN["lr"], rel=0.05)  # one step short of the end
 
 
 def test_a_card_names_the_drugs_when_a_drugs_build_is_in_the_mix(tmp_path):

@@ -137,16 +137,22 @@ def start_log_part(logs: Path) -> None:
 
 
 class FitStepsToBudget(L.Callback):
-    """With a wall-time budget, plan the run's steps once, after ``measure`` steps, from their pace: training then
-    stops at ``planned_steps`` (at most ``max_steps``) instead of being cut by the clock, so a schedule over the
-    planned steps (cosine) ends annealed. Modules read ``planned_steps`` (None until planned); the plan is kept in
-    the checkpoint and broadcast from rank 0. ``--max-steps planned_steps`` without a budget repeats the run
+    """With a wall-time budget, plan the run's steps after ``measure`` steps from their pace: training then stops
+    at ``planned_steps`` (at most ``max_steps``) instead of being cut by the clock, so a schedule over the planned
+    steps (cosine) ends annealed. Every ``measure`` steps after that the plan is checked against the slower of the
+    pace so far and the last ``measure`` steps' pace, and shortened if it would overrun the budget (never
+    lengthened: the schedule only bends when the machine slows down; each change is printed and kept in
+    ``replans``). Modules read ``planned_steps`` (None until planned); the plan is kept in the checkpoint and
+    broadcast from rank 0. ``--max-steps planned_steps`` without a budget repeats a run that was not re-planned
     free of the clock (the first ``measure`` steps' rates then differ in the fourth digit)."""
+
+    MARGIN = 0.9  # of the time left: a slower pace later, the final save
 
     def __init__(self, minutes: float, measure: int = 50):
         self.minutes, self.measure = minutes, measure
         self.planned_steps: int | None = None
-        self._start_step = self._start_time = None
+        self.replans: list[list[int]] = []  # [at step, new plan] for each shortening
+        self._start_step = self._start_time = self._last_step = self._last_time = None
 
     def _apply(self, trainer, pl_module):
         pl_module.planned_steps = self.planned_steps
@@ -155,29 +161,44 @@ class FitStepsToBudget(L.Callback):
 
     def on_train_start(self, trainer, pl_module):
         self._apply(trainer, pl_module)
-        self._start_step, self._start_time = trainer.global_step, time.time()
+        self._start_step = self._last_step = trainer.global_step
+        self._start_time = self._last_time = time.time()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.planned_steps is not None or trainer.global_step - self._start_step < self.measure:
-            return
-        spent = time.time() - self._start_time
-        per_step = spent / (trainer.global_step - self._start_step)
+    def _fitting(self, trainer, per_step: float) -> int:
         timer = next(c for c in trainer.callbacks if isinstance(c, Timer))  # Lightning's clock (max_time), kept over resumes
         left = timer.time_remaining("train") or 0.0
-        planned = trainer.global_step + max(0, int(0.9 * left / per_step))  # 10 %: a slower pace later, the save
-        if trainer.max_steps > 0:
-            planned = min(planned, trainer.max_steps)
-        self.planned_steps = int(trainer.strategy.broadcast(planned, src=0))
+        planned = trainer.global_step + max(0, int(self.MARGIN * left / per_step))
+        return min(planned, trainer.max_steps) if trainer.max_steps > 0 else planned
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step, now = trainer.global_step, time.time()
+        if step - self._last_step < self.measure:
+            return
+        overall = (now - self._start_time) / (step - self._start_step)
+        recent = (now - self._last_time) / (step - self._last_step)
+        self._last_step, self._last_time = step, now
+        if self.planned_steps is None:
+            self.planned_steps = int(trainer.strategy.broadcast(self._fitting(trainer, overall), src=0))
+            click.echo(f"{overall:.2f} s a step: planned {self.planned_steps} steps within the "
+                       f"{self.minutes:g}-minute budget (--max-steps {self.planned_steps} repeats it without the "
+                       "clock)", err=True)
+        else:
+            fitting = self._fitting(trainer, max(overall, recent))
+            shorter = int(trainer.strategy.broadcast(min(fitting, self.planned_steps), src=0))
+            if shorter >= self.planned_steps:
+                return
+            self.planned_steps = shorter
+            self.replans.append([step, shorter])
+            click.echo(f"{max(overall, recent):.2f} s a step now: plan shortened to {shorter} steps at step {step} "
+                       "to end annealed within the budget", err=True)
         self._apply(trainer, pl_module)
-        click.echo(f"{per_step:.2f} s a step: planned {self.planned_steps} steps within the "
-                   f"{self.minutes:g}-minute budget (--max-steps {self.planned_steps} repeats it without the clock)",
-                   err=True)
 
     def state_dict(self):
-        return {"planned_steps": self.planned_steps}
+        return {"planned_steps": self.planned_steps, "replans": self.replans}
 
     def load_state_dict(self, state):
         self.planned_steps = state.get("planned_steps")
+        self.replans = state.get("replans", [])
 
 
 def fit(module: L.LightningModule, data: L.LightningDataModule, run: dict, out: Path, callbacks=(),
@@ -185,8 +206,9 @@ def fit(module: L.LightningModule, data: L.LightningDataModule, run: dict, out: 
     """Train (resuming from ``out/ckpt/last.ckpt`` if present) with CSV logs and periodic checkpoints.
 
     ``run`` may name ``accelerator`` ("cpu", "gpu", "auto"; default cpu) and ``max_minutes`` (a wall-time
-    budget: the steps that fit it are planned after the first 50 (``FitStepsToBudget``), and the clock stops
-    training cleanly if the plan overruns; the run is finished as if its epochs were done).
+    budget: the steps that fit it are planned after the first 50 and shortened if the pace slows
+    (``FitStepsToBudget``), and the clock stops training cleanly if the plan still overruns; the run is finished as
+    if its epochs were done).
     """
     if (_get_rank() or 0) == 0:  # before the logger exists: it deletes a metrics.csv it finds
         start_log_part(out / "logs")

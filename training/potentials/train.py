@@ -125,8 +125,9 @@ def train(run: dict, out: Path, callbacks: tuple = ()) -> dict | None:
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--max-steps", type=int, default=-1, show_default=True, help="Stop after this many steps (-1: epochs decide).")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="A wall-time budget: the steps that fit it are planned from the pace of the first 50 (so a cosine "
-                   "ends annealed; the log says the plan: --max-steps PLAN repeats it without the clock), then the run is finished.")
+              help="A wall-time budget: the steps that fit it are planned from the pace of the first 50 and shortened "
+                   "if the machine slows (so a cosine ends annealed; the log says the plan: --max-steps PLAN repeats an "
+                   "unshortened one without the clock), then the run is finished.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--schedule", type=click.Choice(["plateau", "cosine"]), default="plateau", show_default=True,
