@@ -109,7 +109,8 @@ def main(model_name, ensemble, temperature, ps, timestep, molecules, molecule_se
     steps = int(round(ps * 1000 / timestep))
     log_every = max(1, int(round(5 / timestep)))
     print(f"# {time.strftime('%Y-%m-%d')}: {name}, {ensemble} {temperature:g} K, {ps:g} ps at {timestep:g} fs, "
-          f"{len(mols)} held-out molecules ({label} {', '.join(str(m) for m, _ in mols)})")
+          f"{len(mols)} held-out molecules ({label} {', '.join(str(m) for m, _ in mols)})"
+          + (f"; simulated: {label} {', '.join(str(m) for m in sorted(set(only)))} only" if only else ""))
     print("| seed | molecules | atoms | simulated (ps) | molecules with a bond change | changes (molecule: bond at time) | "
           "blow-up | steps/s |")
     print("|---|---|---|---|---|---|---|---|")
