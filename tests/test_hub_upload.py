@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -29,11 +30,11 @@ def test_pickled_files_and_missing_cards_are_refused(tmp_path):
     folder = tmp_path / "ckpt"
     shutil.copytree(default_model().bundled_dir, folder)
     (folder / "pytorch_model.bin").write_bytes(b"x")
-    with pytest.raises(Exception, match="pickled files"):
+    with pytest.raises(click.ClickException, match="pickled files"):
         check_folder(folder)
     (folder / "pytorch_model.bin").unlink()
     (folder / "README.md").unlink()
-    with pytest.raises(Exception, match="lacks README.md"):
+    with pytest.raises(click.ClickException, match="lacks README.md"):
         check_folder(folder)
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import click
 import pytest
 import torch
 
@@ -381,7 +382,7 @@ def test_continued_training_starts_from_the_checkpoint_weights(tmp_path):
     train({**RUN, "name": "continued", "init": str(start), "lr": 0.0}, tmp_path / "continued")  # Adam at lr 0: no step moves
     before, after = load_file(start / "model.safetensors"), load_file(tmp_path / "continued" / "checkpoint" / "model.safetensors")
     assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
-    with pytest.raises(Exception, match="is a schnet"):
+    with pytest.raises(click.UsageError, match="is a schnet"):
         train({**RUN, "name": "wrong", "init": str(start), "architecture": "painn"}, tmp_path / "wrong")
 
 

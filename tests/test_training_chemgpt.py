@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import click
 import lightning as L
 import pytest
 
@@ -47,7 +48,7 @@ def test_resumed_run_has_the_same_curve_as_an_uninterrupted_one(tmp_path):
 
 def test_rerun_with_another_config_is_refused(tmp_path):
     train({**RUN, "epochs": 1}, tmp_path)
-    with pytest.raises(Exception, match="another config"):
+    with pytest.raises(click.UsageError, match="another config"):
         train({**RUN, "epochs": 2}, tmp_path)
 
 
