@@ -344,11 +344,11 @@ def test_side_by_side_molecules_are_far_apart_each_at_its_own_temperature():
 
 def test_md_warns_up_front_when_the_potential_is_not_shown_to_keep_molecules_intact(tmp_path):
     """`chemzoo md` says before it runs whether the chosen potential was tested in MD at that temperature
-    (its chemzoo.json's md_safe_K): not safe, never tested (a ladder checkpoint), or tested only cooler; the
+    (its chemzoo.json's md_safe_K): not safe (a ladder checkpoint too), never tested, or tested only cooler; the
     default at 300 K runs without a warning. The settings JSON keeps the line."""
     out = tmp_path / "t.extxyz"
     cases = [(["-m", "painn-xtb-moses-53k"], 300, "painn-xtb-moses-53k is not safe in molecular dynamics"),
-             (["-m", "schnet-4.5k-xtb-moses-30k"], 300, "schnet-4.5k-xtb-moses-30k has not been tested in molecular dynamics"),
+             (["-m", "schnet-4.5k-xtb-moses-30k"], 300, "schnet-4.5k-xtb-moses-30k is not safe in molecular dynamics"),
              ([], 1000, "has been tested in molecular dynamics up to 300 K, not at 1000 K"),
              ([], 300, None)]
     for args, temperature, warning in cases:
@@ -361,6 +361,11 @@ def test_md_warns_up_front_when_the_potential_is_not_shown_to_keep_molecules_int
         else:
             line = next(x for x in result.output.splitlines() if x.startswith("Warning: "))
             assert warning in line and "chemzoo models info" in line and settings["md_tested_warning"] in line
+    from types import SimpleNamespace
+
+    from chemzoo.potentials.md import md_tested_warning
+    untested = md_tested_warning(SimpleNamespace(model_name="my-potential", md_safe_K=None), 300)
+    assert untested.startswith("my-potential has not been tested in molecular dynamics") and "schnet-xtb-moses-53k-md7" in untested
     assert "for MD use the default potential, schnet-xtb-moses-53k-md" in CliRunner().invoke(
         main, ["md", "-m", "nequip-xtb-moses-53k", "--smiles", "CCO", "--steps", "1", "-o", str(out), "--overwrite"]).output
 

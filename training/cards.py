@@ -146,6 +146,7 @@ def render_card(family: str, metadata: dict) -> str:
                   non_embedding_params=_count(metadata["non_embedding_params"]) if metadata.get("non_embedding_params") else "",
                   training_data=metadata.get("training_data", ""), seed=metadata.get("seed", "?"),
                   ladder_run=metadata.get("run_name", ""), md_tested=metadata.get("md_tested", ""),
+                  md_safe_K=metadata.get("md_safe_K"),
                   cutoff=metadata.get("cutoff", "?"), architecture=metadata.get("architecture", ""),
                   run_json=json.dumps(metadata.get("run", {}), indent=2), citation=CITATION)
     card = ModelCard.from_template(data, template_path=str(CARDS / f"{family}.md.j2"), **{**common, **context})
