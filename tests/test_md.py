@@ -2,6 +2,7 @@
 
 import csv
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 
 from chemzoo.cli import main
 from chemzoo.potentials.calculator import InvalidStructureError
-from chemzoo.potentials.md import run_md
+from chemzoo.potentials.md import md_tested_warning, run_md
 
 from .helpers import one_line_error
 from .test_potentials import make_potential
@@ -361,9 +362,6 @@ def test_md_warns_up_front_when_the_potential_is_not_shown_to_keep_molecules_int
         else:
             line = next(x for x in result.output.splitlines() if x.startswith("Warning: "))
             assert warning in line and "chemzoo models info" in line and settings["md_tested_warning"] in line
-    from types import SimpleNamespace
-
-    from chemzoo.potentials.md import md_tested_warning
     untested = md_tested_warning(SimpleNamespace(model_name="my-potential", md_safe_K=None), 300)
     assert untested.startswith("my-potential has not been tested in molecular dynamics") and "schnet-xtb-moses-53k-md7" in untested
     assert "for MD use the default potential, schnet-xtb-moses-53k-md" in CliRunner().invoke(

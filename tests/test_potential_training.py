@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import click
+import numpy as np
 import pytest
 import torch
 

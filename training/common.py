@@ -183,13 +183,13 @@ class FitStepsToBudget(L.Callback):
                        f"{self.minutes:g}-minute budget (--max-steps {self.planned_steps} repeats it without the "
                        "clock)", err=True)
         else:
-            fitting = self._fitting(trainer, max(overall, recent))
-            shorter = int(trainer.strategy.broadcast(min(fitting, self.planned_steps), src=0))
+            pace = max(overall, recent)
+            shorter = int(trainer.strategy.broadcast(min(self._fitting(trainer, pace), self.planned_steps), src=0))
             if shorter >= self.planned_steps:
                 return
             self.planned_steps = shorter
             self.replans.append([step, shorter])
-            click.echo(f"{max(overall, recent):.2f} s a step now: plan shortened to {shorter} steps at step {step} "
+            click.echo(f"{pace:.2f} s a step now: plan shortened to {shorter} steps at step {step} "
                        "to end annealed within the budget", err=True)
         self._apply(trainer, pl_module)
 

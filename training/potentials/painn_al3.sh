@@ -12,6 +12,7 @@ build() { python -m training.potentials.dataset --workers 2 --seed 0 --recipe ha
 build --molecules 3000 --per-molecule 4 --out data/xtb-moses-3k-halogen  # ~750 with a Br, ~2250 with a Cl
 build --corpus drugs --molecules 266 --per-molecule 8 --out data/xtb-drugs-halogen  # every drug with a Cl or Br
 # al2's builds and its training command, continued from al2 with the halogen builds added
-MD_MOLECULES=100 FINISH_LANGEVIN=0 INIT=results/potentials/painn-xtb-moses-53k-al2/checkpoint \
-  EXTRA_DATA="--data data/xtb-moses-3k-halogen --data data/xtb-drugs-halogen" \
-  NAME=painn-xtb-moses-53k-al3 OUT=runs/painn-al3 bash training/potentials/painn_al2.sh
+# A later round trains on al3's mix through this script: INIT, MORE_DATA (more --data), NAME, OUT (painn_al4.sh).
+MD_MOLECULES=100 FINISH_LANGEVIN=0 INIT=${INIT:-results/potentials/painn-xtb-moses-53k-al2/checkpoint} \
+  EXTRA_DATA="--data data/xtb-moses-3k-halogen --data data/xtb-drugs-halogen ${MORE_DATA:-}" \
+  NAME=${NAME:-painn-xtb-moses-53k-al3} OUT=${OUT:-runs/painn-al3} bash training/potentials/painn_al2.sh
